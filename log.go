@@ -1,0 +1,624 @@
+package commitlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamkit/commitlog/internal/batch"
+	"github.com/streamkit/commitlog/internal/vfs"
+)
+
+// LogConfig configures one partition's log. The zero value is usable: every
+// zero field takes the default written beside it, which is Kafka's default
+// for the setting of the same name.
+type LogConfig struct {
+	// SegmentBytes is the size at which the active segment rolls (Kafka's
+	// segment.bytes). Default 1 GiB; at most 2 GiB - 1, since index positions
+	// are 32 bits.
+	SegmentBytes int64
+	// SegmentAge rolls the active segment once it is this old, even when it
+	// is not full (segment.ms). Default 7 days.
+	SegmentAge time.Duration
+	// IndexIntervalBytes is how many log bytes separate two offset index
+	// entries (index.interval.bytes). Default 4096.
+	IndexIntervalBytes int
+	// IndexMaxBytes is the size of each index file; a segment whose index is
+	// full rolls (segment.index.bytes). Default 10 MiB.
+	IndexMaxBytes int
+	// MaxBatchBytes is the largest record batch Append accepts, header
+	// included (max.message.bytes). Default 1048588.
+	MaxBatchBytes int
+	// SyncPolicy says when appended bytes are fsynced. The default,
+	// SyncGroupCommit, acknowledges an append only once it is durable.
+	SyncPolicy SyncPolicy
+	// SyncInterval is the period of SyncPeriodic (flush.ms). Default 1 s.
+	SyncInterval time.Duration
+}
+
+// SyncPolicy says when a log makes appended records durable with fdatasync.
+type SyncPolicy int
+
+const (
+	// SyncGroupCommit, the default, makes Append return only after the batch
+	// is on stable storage. Appends that arrive while an fdatasync runs share
+	// the next one, so many concurrent appenders cost one sync, not one each.
+	SyncGroupCommit SyncPolicy = iota
+	// SyncPeriodic syncs every SyncInterval; Append returns once the batch
+	// is in the page cache. A machine crash loses up to SyncInterval of
+	// acknowledged records; a process crash loses nothing.
+	SyncPeriodic
+	// SyncNone leaves syncing to the operating system (and to rolls and
+	// Close), as Kafka does by default: for when replication, not the disk,
+	// provides durability. A machine crash may lose acknowledged records.
+	SyncNone
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncGroupCommit:
+		return "group-commit"
+	case SyncPeriodic:
+		return "periodic"
+	case SyncNone:
+		return "none"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// Defaults of LogConfig.
+const (
+	DefaultSegmentBytes       = 1 << 30
+	DefaultSegmentAge         = 7 * 24 * time.Hour
+	DefaultIndexIntervalBytes = 4096
+	DefaultIndexMaxBytes      = 10 << 20
+	DefaultMaxBatchBytes      = 1048588
+	DefaultSyncInterval       = time.Second
+
+	maxSegmentBytes = 1<<31 - 1
+	// maxUncompressedBytes caps the memory one decompressed batch may take.
+	maxUncompressedBytes = 64 << 20
+)
+
+func (c LogConfig) withDefaults() LogConfig {
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.SegmentAge == 0 {
+		c.SegmentAge = DefaultSegmentAge
+	}
+	if c.IndexIntervalBytes == 0 {
+		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.IndexMaxBytes == 0 {
+		c.IndexMaxBytes = DefaultIndexMaxBytes
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	return c
+}
+
+func (c *LogConfig) validate() error {
+	switch {
+	case c.SegmentBytes < batch.HeaderSize || c.SegmentBytes > maxSegmentBytes:
+		return fmt.Errorf("commitlog: LogConfig.SegmentBytes %d outside [%d, %d]", c.SegmentBytes, batch.HeaderSize, maxSegmentBytes)
+	case c.SegmentAge < 0:
+		return fmt.Errorf("commitlog: LogConfig.SegmentAge %v is negative", c.SegmentAge)
+	case c.IndexIntervalBytes < 0:
+		return fmt.Errorf("commitlog: LogConfig.IndexIntervalBytes %d is negative", c.IndexIntervalBytes)
+	case c.IndexMaxBytes < timeIndexEntrySize:
+		return fmt.Errorf("commitlog: LogConfig.IndexMaxBytes %d below %d", c.IndexMaxBytes, timeIndexEntrySize)
+	case c.MaxBatchBytes < batch.HeaderSize || c.MaxBatchBytes > maxSegmentBytes:
+		return fmt.Errorf("commitlog: LogConfig.MaxBatchBytes %d outside [%d, %d]", c.MaxBatchBytes, batch.HeaderSize, maxSegmentBytes)
+	case c.SyncPolicy < SyncGroupCommit || c.SyncPolicy > SyncNone:
+		return fmt.Errorf("commitlog: LogConfig.SyncPolicy %v unknown", c.SyncPolicy)
+	case c.SyncInterval < 0:
+		return fmt.Errorf("commitlog: LogConfig.SyncInterval %v is negative", c.SyncInterval)
+	}
+	return nil
+}
+
+// Log is one partition's log: an ordered list of segments, the last of them
+// active. It has one writer at a time (calls that change the log serialise
+// on a mutex) and any number of concurrent readers, which never wait for the
+// writer: they work from an immutable snapshot of the segment list, and a
+// segment's files are unmapped and removed only after its last reader
+// released it.
+//
+// Offsets: StartOffset <= DurableOffset <= EndOffset once appends return
+// (under SyncGroupCommit); records live in [StartOffset, EndOffset).
+type Log struct {
+	dir string
+	cfg LogConfig
+	fs  vfs.FS
+
+	// mu serialises the writer: Append, roll, Truncate, DeleteBefore,
+	// retention and Close. It guards the fields below it.
+	mu     sync.Mutex
+	active *segment
+	err    error // sticky write or sync error: appends fail until reopened
+	closed bool
+
+	segs    atomic.Pointer[segmentList] // readers' snapshot; nil once closed
+	end     atomic.Int64                // offset the next record gets
+	durable atomic.Int64                // offsets below this are fsynced
+	dataCh  notifier                    // signalled when end moves
+	sync    syncer                      // durability, per SyncPolicy (flush.go)
+}
+
+// segmentList is an immutable snapshot of a log's segments, oldest first.
+type segmentList struct {
+	segs []*segment
+}
+
+// find returns the index of the segment that would hold offset: the last one
+// whose base is at most offset (0 when offset precedes them all).
+func (l *segmentList) find(offset int64) int {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })
+	return max(i-1, 0)
+}
+
+// OpenLog opens the log in dir, creating the directory and an empty log if
+// needed and recovering from an unclean stop (see recover.go).
+func OpenLog(dir string, cfg LogConfig) (*Log, error) {
+	return openLog(vfs.Default, dir, cfg)
+}
+
+// Dir returns the directory of the log.
+func (l *Log) Dir() string { return l.dir }
+
+// StartOffset returns the first offset the log still holds (records below it
+// were deleted by retention).
+func (l *Log) StartOffset() int64 {
+	if s := l.segs.Load(); s != nil {
+		return s.segs[0].base
+	}
+	return l.end.Load()
+}
+
+// EndOffset returns the offset the next appended record will get (Kafka's
+// log end offset).
+func (l *Log) EndOffset() int64 { return l.end.Load() }
+
+// DurableOffset returns the offset below which every record is on stable
+// storage (fsynced).
+func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// Size returns the bytes of record batches the log holds.
+func (l *Log) Size() int64 {
+	var n int64
+	if s := l.segs.Load(); s != nil {
+		for _, seg := range s.segs {
+			n += seg.size.Load()
+		}
+	}
+	return n
+}
+
+// Segments returns how many segments the log has.
+func (l *Log) Segments() int {
+	if s := l.segs.Load(); s != nil {
+		return len(s.segs)
+	}
+	return 0
+}
+
+// Append validates one record batch (RecordBatch v2, exactly as on the
+// Kafka wire), assigns it the next offsets by rewriting its base offset in
+// place (in b; the CRC does not cover it) and writes it. It returns the
+// batch's base offset. Under SyncGroupCommit it returns once the batch is
+// durable.
+//
+// A batch larger than MaxBatchBytes fails with ErrRecordTooLarge, a
+// malformed one with ErrCorruptBatch; nothing is written then. A failed write
+// or sync is returned to this and every later Append until the log is
+// reopened: after a failed fsync the page cache can no longer be trusted.
+func (l *Log) Append(b []byte) (int64, error) {
+	base, next, err := l.write(b)
+	if err != nil {
+		return -1, err
+	}
+	if l.cfg.SyncPolicy == SyncGroupCommit {
+		if err := l.WaitDurable(context.Background(), next); err != nil {
+			return -1, err
+		}
+	}
+	return base, nil
+}
+
+// write is Append without waiting for durability. It returns the batch's
+// base offset and the log's new end offset.
+func (l *Log) write(b []byte) (base, next int64, err error) {
+	h, err := batch.Check(b, l.cfg.MaxBatchBytes)
+	switch {
+	case errors.Is(err, batch.ErrTooLarge):
+		return 0, 0, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+	case err != nil:
+		return 0, 0, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+	case h.Size() != len(b):
+		return 0, 0, fmt.Errorf("%w: %d bytes after the batch", ErrCorruptBatch, len(b)-h.Size())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return 0, 0, err
+	}
+	base = l.end.Load()
+	last := base + int64(h.LastOffsetDelta)
+	if l.active.full(len(b), last, &l.cfg, time.Now()) {
+		if err := l.rollLocked(); err != nil {
+			return 0, 0, err
+		}
+	}
+	batch.SetBaseOffset(b, base)
+	h.BaseOffset = base
+	seg := l.active
+	if err := seg.append(b, h, &l.cfg); err != nil {
+		l.err = err
+		return 0, 0, err
+	}
+	next = h.NextOffset()
+	seg.publish(seg.size.Load()+int64(len(b)), next)
+	l.end.Store(next)
+	l.dataCh.broadcast()
+	l.sync.written()
+	return base, next, nil
+}
+
+func (l *Log) usableLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.err
+}
+
+// rollLocked seals the active segment and starts a new one at the end
+// offset.
+func (l *Log) rollLocked() error {
+	old := l.active
+	if err := old.seal(); err != nil {
+		l.err = fmt.Errorf("commitlog: roll %s: %w", l.dir, err)
+		return l.err
+	}
+	l.sync.advance(old.next.Load())
+	seg, err := createSegment(l.fs, l.dir, l.end.Load(), &l.cfg)
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: roll %s: %w", l.dir, err)
+		return l.err
+	}
+	cur := l.segs.Load().segs
+	next := make([]*segment, len(cur), len(cur)+1)
+	copy(next, cur)
+	l.segs.Store(&segmentList{segs: append(next, seg)})
+	l.active = seg
+	return nil
+}
+
+// Roll starts a new segment now, when the active one is not empty.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return err
+	}
+	if l.active.size.Load() == 0 {
+		return nil
+	}
+	return l.rollLocked()
+}
+
+// Slice is a run of whole record batches read from a log, exactly as
+// stored. Its bytes alias the log's memory mapping: they are read-only and
+// stay valid until Release, even if the log deletes or truncates the
+// segment meanwhile (a truncated range then reads as zeros).
+type Slice struct {
+	// Bytes holds whole record batches (RecordBatch v2); empty when there
+	// was nothing to read.
+	Bytes []byte
+	// Position is where Bytes starts in its segment's .log file.
+	Position int64
+	// NextOffset is the offset after the last batch in Bytes: where the next
+	// read continues.
+	NextOffset int64
+
+	seg *segment
+}
+
+// Release lets the log reclaim the segment the slice reads from. Bytes must
+// not be used afterwards. Calling it again does nothing.
+func (s *Slice) Release() {
+	if s.seg != nil {
+		s.seg.release()
+		s.seg = nil
+	}
+	s.Bytes = nil
+}
+
+// Read returns whole batches starting with the one that holds offset (so
+// the first batch may begin before offset), at most maxBytes of them but
+// always at least one, as a Kafka Fetch does (KIP-74). Batches come from one
+// segment. At the end offset it returns an empty Slice; outside
+// [StartOffset, EndOffset] it fails with an *OffsetOutOfRangeError.
+func (l *Log) Read(offset int64, maxBytes int) (Slice, error) {
+	for {
+		end := l.end.Load()
+		segs := l.segs.Load()
+		if segs == nil {
+			return Slice{}, ErrClosed
+		}
+		if start := segs.segs[0].base; offset < start || offset > end {
+			return Slice{}, &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
+		}
+		if offset == end {
+			return Slice{NextOffset: end}, nil
+		}
+		retry := false
+		for i := segs.find(offset); i < len(segs.segs); i++ {
+			seg := segs.segs[i]
+			if !seg.acquire() {
+				retry = true
+				break
+			}
+			if s, ok := seg.read(offset, maxBytes); ok {
+				return s, nil
+			}
+			seg.release()
+		}
+		if !retry {
+			// The log was truncated below offset after end was loaded.
+			return Slice{NextOffset: offset}, nil
+		}
+	}
+}
+
+// WaitData blocks until the log's end offset passes offset or ctx is done.
+func (l *Log) WaitData(ctx context.Context, offset int64) error {
+	for {
+		ch := l.dataCh.wait()
+		if l.end.Load() > offset {
+			return nil
+		}
+		if l.segs.Load() == nil {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// OffsetForTime returns the offset of the first record whose timestamp is
+// at least ts (milliseconds since the epoch), as Kafka's ListOffsets does.
+// ok is false when every record is older.
+func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
+	segs := l.segs.Load()
+	if segs == nil {
+		return 0, false, ErrClosed
+	}
+	for _, seg := range segs.segs {
+		if seg.maxTimestamp.Load() < ts || !seg.acquire() {
+			continue
+		}
+		offset, ok, err = seg.offsetForTime(ts)
+		seg.release()
+		if ok || err != nil {
+			return offset, ok, err
+		}
+	}
+	return 0, false, nil
+}
+
+// offsetForTime looks for the first record at or after ts in one segment.
+func (s *segment) offsetForTime(ts int64) (int64, bool, error) {
+	pos, ok := s.find(s.timeIndex.lookup(ts))
+	if !ok {
+		return 0, false, nil
+	}
+	data := s.data()
+	var it batch.Iter
+	for pos < int64(len(data)) {
+		h, err := batch.ReadHeader(data[pos:])
+		if err != nil {
+			return 0, false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptLog, s.dir, pos, err)
+		}
+		b := data[pos : pos+int64(h.Size())]
+		pos += int64(h.Size())
+		if h.MaxTimestamp < ts {
+			continue
+		}
+		if h.LogAppendTime() {
+			return h.BaseOffset, true, nil
+		}
+		if err := it.Reset(b, maxUncompressedBytes); err != nil {
+			return 0, false, fmt.Errorf("%w: %s: %w", ErrCorruptLog, s.dir, err)
+		}
+		for {
+			r, more := it.Next()
+			if !more {
+				break
+			}
+			if h.BaseTimestamp+r.TimestampDelta >= ts {
+				return h.BaseOffset + int64(r.OffsetDelta), true, nil
+			}
+		}
+		if err := it.Err(); err != nil {
+			return 0, false, fmt.Errorf("%w: %s: %w", ErrCorruptLog, s.dir, err)
+		}
+	}
+	return 0, false, nil
+}
+
+// Sync makes every appended record durable now, whatever the policy.
+func (l *Log) Sync() error {
+	return l.WaitDurable(context.Background(), l.end.Load())
+}
+
+// Truncate removes every record at or after offset, as a replica does to
+// agree with its leader. Whole batches are removed, so the new end offset,
+// which it returns, is the base offset of the batch that held offset and may
+// be below it. The removal is durable when Truncate returns.
+func (l *Log) Truncate(offset int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return 0, err
+	}
+	segs := l.segs.Load().segs
+	if offset >= l.end.Load() {
+		return l.end.Load(), nil
+	}
+	if offset < segs[0].base {
+		offset = segs[0].base
+	}
+	i := (&segmentList{segs: segs}).find(offset)
+	for _, seg := range segs[i+1:] {
+		if err := seg.markDeleted(); err != nil {
+			l.err = fmt.Errorf("commitlog: truncate %s: %w", l.dir, err)
+			return 0, l.err
+		}
+	}
+	seg := segs[i]
+	newEnd, err := seg.truncate(offset)
+	if err == nil && i+1 < len(segs) {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: truncate %s: %w", l.dir, err)
+		return 0, l.err
+	}
+	l.segs.Store(&segmentList{segs: segs[:i+1:i+1]})
+	l.active = seg
+	for _, s := range segs[i+1:] {
+		s.release()
+	}
+	l.end.Store(newEnd)
+	l.sync.truncated(newEnd)
+	return newEnd, nil
+}
+
+// DeleteBefore deletes the segments whose records all lie below offset and
+// returns how many it deleted. The active segment goes too when offset
+// reaches the end offset: the log rolls first, so it is never left without
+// an active segment. The start offset becomes the base offset of the first
+// segment left.
+func (l *Log) DeleteBefore(offset int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deleteLocked(func(s *segment) bool { return s.next.Load() <= offset })
+}
+
+// RetainBytes deletes the oldest segments while the log would still hold at
+// least limit bytes without them (Kafka's retention.bytes); the active
+// segment stays. It returns how many segments it deleted.
+func (l *Log) RetainBytes(limit int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	total := l.Size()
+	return l.deleteLocked(func(s *segment) bool {
+		if s == l.active || total-s.size.Load() < limit {
+			return false
+		}
+		total -= s.size.Load()
+		return true
+	})
+}
+
+// RetainAge deletes the oldest segments whose newest record is older than
+// now minus maxAge (Kafka's retention.ms), rolling the active segment first
+// when all of its records are that old. It returns how many it deleted.
+func (l *Log) RetainAge(maxAge time.Duration, now time.Time) (int, error) {
+	cutoff := now.Add(-maxAge).UnixMilli()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deleteLocked(func(s *segment) bool {
+		return s.size.Load() > 0 && s.maxTimestamp.Load() < cutoff
+	})
+}
+
+// deleteLocked deletes segments from the oldest while expired says so,
+// rolling first when the active segment is expired.
+func (l *Log) deleteLocked(expired func(*segment) bool) (int, error) {
+	if err := l.usableLocked(); err != nil {
+		return 0, err
+	}
+	segs := l.segs.Load().segs
+	n := 0
+	for n < len(segs) && expired(segs[n]) {
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if n == len(segs) {
+		if l.active.size.Load() == 0 {
+			n-- // already empty: keep it as the active segment
+		} else if err := l.rollLocked(); err != nil {
+			return 0, err
+		}
+		segs = l.segs.Load().segs
+	}
+	for _, s := range segs[:n] {
+		if err := s.markDeleted(); err != nil {
+			l.err = fmt.Errorf("commitlog: delete segment in %s: %w", l.dir, err)
+			return 0, l.err
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		l.err = fmt.Errorf("commitlog: delete segment in %s: %w", l.dir, err)
+		return 0, l.err
+	}
+	l.segs.Store(&segmentList{segs: segs[n:]})
+	for _, s := range segs[:n] {
+		s.release()
+	}
+	return n, nil
+}
+
+// Close syncs and closes the log and leaves the clean-shutdown marker that
+// lets the next open skip recovery. Slices not yet released stay readable.
+// Close is idempotent.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.sync.stop()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.err
+	if err == nil {
+		if err = l.active.seal(); err == nil {
+			l.sync.advance(l.end.Load())
+			err = writeCleanMarker(l.fs, l.dir)
+		}
+	}
+	segs := l.segs.Load()
+	l.segs.Store(nil)
+	l.dataCh.broadcast()
+	l.sync.wakes.broadcast()
+	for _, s := range segs.segs {
+		s.release()
+	}
+	if err != nil {
+		return fmt.Errorf("commitlog: close %s: %w", filepath.Base(l.dir), err)
+	}
+	return nil
+}
