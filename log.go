@@ -253,8 +253,7 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 		return 0, 0, err
 	}
 	base = l.end.Load()
-	last := base + int64(h.LastOffsetDelta)
-	if l.active.full(len(b), last, &l.cfg, time.Now()) {
+	if l.active.full(h, base, &l.cfg, time.Now()) {
 		if err := l.rollLocked(); err != nil {
 			return 0, 0, err
 		}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/streamkit/commitlog/internal/batch"
 	"github.com/streamkit/commitlog/internal/layout"
@@ -143,9 +142,7 @@ func (s *segment) walk(data []byte, pos int64, verify bool, fn func(pos int64, h
 // the last index entry are read.
 func (s *segment) load(cfg *LogConfig, active bool) error {
 	data := s.logMap.Bytes()[:s.extent]
-	rebuild := !s.index.validate(s.extent) ||
-		(s.index.len() == 0 && s.extent > int64(cfg.IndexIntervalBytes)) ||
-		(s.timeIndex.len() == 0 && s.extent > 0)
+	rebuild := !s.index.validate(s.extent) || (s.timeIndex.len() == 0 && s.extent > 0)
 	if !rebuild {
 		var from int64
 		if n := s.index.len(); n > 0 {
@@ -159,6 +156,9 @@ func (s *segment) load(cfg *LogConfig, active bool) error {
 		}
 		next := s.base
 		end, _ := s.walk(data, from, false, func(pos int64, h batch.Header) error {
+			if pos-from >= int64(cfg.IndexIntervalBytes) && pos > from {
+				rebuild = true // an entry the writer would have made is missing
+			}
 			next = h.NextOffset()
 			s.observeTimestamp(h)
 			return nil
@@ -166,7 +166,7 @@ func (s *segment) load(cfg *LogConfig, active bool) error {
 		s.bytesSinceIndex = end - from
 		if from > 0 && end == from {
 			rebuild = true // the indexed batch is not there
-		} else if s.timeIndex.validate(next) {
+		} else if !rebuild && s.timeIndex.validate(next) {
 			s.publish(end, next)
 		} else {
 			rebuild = true
@@ -177,12 +177,12 @@ func (s *segment) load(cfg *LogConfig, active bool) error {
 			return err
 		}
 		if !active {
-			if err := errors.Join(s.index.trim(), s.timeIndex.trim()); err != nil {
+			if err := s.finishIndexes(); err != nil {
 				return err
 			}
 		}
 	}
-	s.created = s.firstTimestamp()
+	s.loadFirstTimestamp()
 	return nil
 }
 
@@ -198,7 +198,7 @@ func (s *segment) recover(cfg *LogConfig) error {
 		}
 		s.extent = size
 	}
-	s.created = s.firstTimestamp()
+	s.loadFirstTimestamp()
 	return nil
 }
 
@@ -227,18 +227,14 @@ func (s *segment) rebuild(data []byte, verify bool, cfg *LogConfig) error {
 	return nil
 }
 
-// firstTimestamp returns when the segment's first batch was written (its
-// max timestamp), or now for an empty segment: SegmentAge counts from it.
-func (s *segment) firstTimestamp() time.Time {
-	data := s.data()
-	if len(data) == 0 {
-		return time.Now()
+// loadFirstTimestamp sets firstTimestamp from the segment's first batch.
+func (s *segment) loadFirstTimestamp() {
+	s.firstTimestamp = -1
+	if data := s.data(); len(data) > 0 {
+		if h, err := batch.ReadHeader(data); err == nil {
+			s.firstTimestamp = h.MaxTimestamp
+		}
 	}
-	h, err := batch.ReadHeader(data)
-	if err != nil || h.MaxTimestamp < 0 {
-		return time.Now()
-	}
-	return time.UnixMilli(h.MaxTimestamp)
 }
 
 // truncate drops the batches at and after the one holding offset and

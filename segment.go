@@ -43,7 +43,8 @@ type segment struct {
 	extent          int64     // bytes ever written to the file (>= size)
 	bytesSinceIndex int64     // log bytes appended since the last index entry
 	maxTsOffset     int64     // base offset of the batch that set maxTimestamp
-	created         time.Time // when the segment started, for SegmentAge
+	created         time.Time // when the segment was made, for SegmentAge
+	firstTimestamp  int64     // the first batch's max timestamp, -1 when empty
 
 	refs    atomic.Int32 // the log's own reference plus one per reader
 	deleted atomic.Bool  // files were renamed with layout.DeletedSuffix
@@ -62,7 +63,7 @@ func (c *LogConfig) mapBytes() int64 {
 // createSegment makes the three files of a new, empty segment. The caller
 // syncs the directory.
 func createSegment(fs vfs.FS, dir string, base int64, cfg *LogConfig) (*segment, error) {
-	s := &segment{fs: fs, dir: dir, base: base, created: time.Now(), maxTsOffset: base}
+	s := &segment{fs: fs, dir: dir, base: base, created: time.Now(), firstTimestamp: -1, maxTsOffset: base}
 	s.next.Store(base)
 	s.maxTimestamp.Store(-1)
 	var err error
@@ -81,7 +82,7 @@ func createSegment(fs vfs.FS, dir string, base int64, cfg *LogConfig) (*segment,
 // files. It reports whether both indexes are to be trusted; either way the
 // caller then walks the log to set size and next (see recover.go).
 func openSegment(fs vfs.FS, dir string, base int64, cfg *LogConfig) (*segment, bool, error) {
-	s := &segment{fs: fs, dir: dir, base: base, maxTsOffset: base}
+	s := &segment{fs: fs, dir: dir, base: base, created: time.Now(), firstTimestamp: -1, maxTsOffset: base}
 	var err error
 	if s.log, err = fs.OpenFile(s.path(layout.KindLog), os.O_RDWR, 0); err != nil {
 		return nil, false, fmt.Errorf("open segment: %w", err)
@@ -135,16 +136,23 @@ func (s *segment) openRest(cfg *LogConfig, create bool) error {
 // data returns the published batches of the segment.
 func (s *segment) data() []byte { return s.logMap.Bytes()[:s.size.Load()] }
 
-// full reports whether appending a batch of n bytes whose last offset is
-// last must go to a new segment.
-func (s *segment) full(n int, last int64, cfg *LogConfig, now time.Time) bool {
+// full reports whether the batch h, about to get base offset base, must go
+// to a new segment. Age is measured as Kafka does: between the batch's
+// timestamp and the segment's first one when both are known (so that
+// replayed old records do not roll every append), else on the wall clock.
+func (s *segment) full(h batch.Header, base int64, cfg *LogConfig, now time.Time) bool {
+	last := base + int64(h.LastOffsetDelta)
 	size := s.size.Load()
 	if size == 0 {
 		return last-s.base > int64(^uint32(0))
 	}
-	return size+int64(n) > cfg.SegmentBytes ||
-		size+int64(n) > int64(len(s.logMap.Bytes())) ||
-		now.Sub(s.created) >= cfg.SegmentAge ||
+	age := now.Sub(s.created)
+	if s.firstTimestamp >= 0 && h.MaxTimestamp >= 0 {
+		age = time.Duration(h.MaxTimestamp-s.firstTimestamp) * time.Millisecond
+	}
+	return size+int64(h.Size()) > cfg.SegmentBytes ||
+		size+int64(h.Size()) > int64(len(s.logMap.Bytes())) ||
+		age >= cfg.SegmentAge ||
 		s.index.full() || s.timeIndex.full() ||
 		last-s.base > int64(^uint32(0))
 }
@@ -176,6 +184,9 @@ func (s *segment) indexBatch(pos int64, h batch.Header, cfg *LogConfig) error {
 		s.bytesSinceIndex = 0
 	}
 	s.bytesSinceIndex += int64(h.Size())
+	if pos == 0 {
+		s.firstTimestamp = h.MaxTimestamp
+	}
 	s.observeTimestamp(h)
 	return nil
 }
@@ -240,12 +251,21 @@ func (s *segment) read(offset int64, maxBytes int) (Slice, bool) {
 // seal prepares a segment that stops being active: the time index gets its
 // final entry, reserved index space is released, and everything is synced.
 func (s *segment) seal() error {
+	if err := s.finishIndexes(); err != nil {
+		return err
+	}
+	return errors.Join(s.log.Sync(), s.index.sync(), s.timeIndex.sync())
+}
+
+// finishIndexes gives the time index its final entry, for the segment's
+// max timestamp, and releases the indexes' reserved space.
+func (s *segment) finishIndexes() error {
 	if ts := s.maxTimestamp.Load(); ts >= 0 && !s.timeIndex.full() {
 		if err := s.timeIndex.add(ts, s.maxTsOffset); err != nil {
 			return err
 		}
 	}
-	return errors.Join(s.index.trim(), s.timeIndex.trim(), s.log.Sync(), s.index.sync(), s.timeIndex.sync())
+	return errors.Join(s.index.trim(), s.timeIndex.trim())
 }
 
 // acquire takes a reader's reference; it fails once the segment was
