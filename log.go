@@ -499,7 +499,7 @@ func (l *Log) Truncate(offset int64) (int64, error) {
 		l.err = fmt.Errorf("commitlog: truncate %s: %w", l.dir, err)
 		return 0, l.err
 	}
-	l.segs.Store(&segmentList{segs: segs[:i+1:i+1]})
+	l.segs.Store(&segmentList{segs: segs[: i+1 : i+1]})
 	l.active = seg
 	for _, s := range segs[i+1:] {
 		s.release()

@@ -187,7 +187,7 @@ func TestStickyErrors(t *testing.T) {
 // every acknowledged batch is durable and readable, with fewer fsyncs than
 // appends.
 func TestGroupCommitConcurrent(t *testing.T) {
-	syncs := errorfs.From(1 << 30, errorfs.OpSync) // counts, never fails
+	syncs := errorfs.From(1<<30, errorfs.OpSync) // counts, never fails
 	dir := t.TempDir()
 	l, err := openLog(errorfs.New(vfs.Default, syncs), dir, LogConfig{SegmentBytes: 64 << 10})
 	require.NoError(t, err)
