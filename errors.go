@@ -48,3 +48,22 @@ func (e *OffsetOutOfRangeError) Error() string {
 
 // Is reports whether target is ErrOffsetOutOfRange.
 func (e *OffsetOutOfRangeError) Is(target error) bool { return target == ErrOffsetOutOfRange }
+
+// Broker and topic errors.
+var (
+	// ErrUnknownTopic is returned for a topic that does not exist (Kafka's
+	// UNKNOWN_TOPIC_OR_PARTITION).
+	ErrUnknownTopic = errors.New("commitlog: unknown topic")
+	// ErrUnknownPartition is returned for a partition number a topic does
+	// not have.
+	ErrUnknownPartition = errors.New("commitlog: unknown partition")
+	// ErrTopicExists is returned by CreateTopic for a name already taken
+	// (TOPIC_ALREADY_EXISTS).
+	ErrTopicExists = errors.New("commitlog: topic already exists")
+	// ErrInvalidTopic is returned for a topic name Kafka would refuse
+	// (INVALID_TOPIC_EXCEPTION).
+	ErrInvalidTopic = errors.New("commitlog: invalid topic name")
+	// ErrInvalidConfig is returned for a configuration value out of range;
+	// the message names the field.
+	ErrInvalidConfig = errors.New("commitlog: invalid configuration")
+)

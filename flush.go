@@ -164,11 +164,13 @@ func (l *Log) WaitDurable(ctx context.Context, offset int64) error {
 }
 
 // notifier wakes every goroutine waiting on it. wait returns a channel that
-// the next broadcast closes; broadcast costs a lock and nothing more when no
-// one waits.
+// the next broadcast closes; listeners registered with listen get a
+// non-blocking send instead, so one channel can listen to many notifiers.
+// broadcast costs a lock and nothing more when no one waits.
 type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu        sync.Mutex
+	ch        chan struct{}
+	listeners map[chan<- struct{}]struct{}
 }
 
 func (n *notifier) wait() <-chan struct{} {
@@ -186,5 +188,27 @@ func (n *notifier) broadcast() {
 		close(n.ch)
 		n.ch = nil
 	}
+	for ch := range n.listeners {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	n.mu.Unlock()
+}
+
+// listen makes every broadcast try a non-blocking send on ch (give it a
+// buffer of one) until stop is called.
+func (n *notifier) listen(ch chan<- struct{}) (stop func()) {
+	n.mu.Lock()
+	if n.listeners == nil {
+		n.listeners = map[chan<- struct{}]struct{}{}
+	}
+	n.listeners[ch] = struct{}{}
+	n.mu.Unlock()
+	return func() {
+		n.mu.Lock()
+		delete(n.listeners, ch)
+		n.mu.Unlock()
+	}
 }

@@ -400,6 +400,12 @@ func (l *Log) WaitData(ctx context.Context, offset int64) error {
 	}
 }
 
+// NotifyData makes every append (and Close) try a non-blocking send on ch
+// until stop is called: a consumer of many partitions waits on one channel.
+// Give ch a buffer of one; a send that would block is dropped, so check the
+// end offsets after each wake-up.
+func (l *Log) NotifyData(ch chan<- struct{}) (stop func()) { return l.dataCh.listen(ch) }
+
 // OffsetForTime returns the offset of the first record whose timestamp is
 // at least ts (milliseconds since the epoch), as Kafka's ListOffsets does.
 // ok is false when every record is older.

@@ -42,7 +42,7 @@ func openLog(fs vfs.FS, dir string, cfg LogConfig) (*Log, error) {
 		name := e.Name()
 		if name == layout.CleanShutdownFile {
 			clean = true
-		} else if strings.HasSuffix(name, layout.DeletedSuffix) {
+		} else if strings.HasSuffix(name, layout.DeletedSuffix) || vfs.IsTempFile(name) {
 			if err := fs.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("commitlog: open log: %w", err)
 			}

@@ -1,0 +1,563 @@
+package commitlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/streamkit/commitlog/internal/layout"
+	"github.com/streamkit/commitlog/internal/vfs"
+)
+
+// Options configures a Broker. The zero value is usable: every zero field
+// takes the default written beside it, Kafka's where Kafka has the setting.
+type Options struct {
+	// SyncPolicy says when appends are fsynced, for every partition.
+	// Default SyncGroupCommit: an append returns once durable.
+	SyncPolicy SyncPolicy
+	// SyncInterval is the period of SyncPeriodic (flush.ms). Default 1 s.
+	SyncInterval time.Duration
+	// DefaultPartitions is the partition count of topics created without
+	// one (num.partitions). Default 1.
+	DefaultPartitions int32
+	// MaxMessageBytes is the default largest record batch a topic accepts
+	// (message.max.bytes). Default 1048588.
+	MaxMessageBytes int
+	// AutoCreateTopics creates a topic with default settings the first time
+	// a producer writes to it (auto.create.topics.enable). Off by default:
+	// a typo then fails with ErrUnknownTopic instead of making a topic.
+	AutoCreateTopics bool
+	// RetentionCheckInterval is how often retention runs
+	// (log.retention.check.interval.ms). Default 5 minutes.
+	RetentionCheckInterval time.Duration
+}
+
+// Defaults of Options and TopicConfig not already defined by LogConfig.
+const (
+	DefaultRetentionTime          = 7 * 24 * time.Hour
+	DefaultRetentionCheckInterval = 5 * time.Minute
+)
+
+func (o Options) withDefaults() Options {
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.DefaultPartitions == 0 {
+		o.DefaultPartitions = 1
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = DefaultMaxBatchBytes
+	}
+	if o.RetentionCheckInterval == 0 {
+		o.RetentionCheckInterval = DefaultRetentionCheckInterval
+	}
+	return o
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.SyncPolicy < SyncGroupCommit || o.SyncPolicy > SyncNone:
+		return fmt.Errorf("%w: Options.SyncPolicy %v unknown", ErrInvalidConfig, o.SyncPolicy)
+	case o.SyncInterval < 0:
+		return fmt.Errorf("%w: Options.SyncInterval %v is negative", ErrInvalidConfig, o.SyncInterval)
+	case o.DefaultPartitions < 1:
+		return fmt.Errorf("%w: Options.DefaultPartitions %d below 1", ErrInvalidConfig, o.DefaultPartitions)
+	case o.MaxMessageBytes < 1024 || o.MaxMessageBytes > maxSegmentBytes:
+		return fmt.Errorf("%w: Options.MaxMessageBytes %d outside [1024, %d]", ErrInvalidConfig, o.MaxMessageBytes, maxSegmentBytes)
+	case o.RetentionCheckInterval < 0:
+		return fmt.Errorf("%w: Options.RetentionCheckInterval %v is negative", ErrInvalidConfig, o.RetentionCheckInterval)
+	}
+	return nil
+}
+
+// Files of a broker's directory besides the partition directories.
+const (
+	lockFile    = ".lock"
+	metaFile    = "meta"
+	topicsFile  = "topics.json"
+	metaVersion = 1
+	// deleteSuffix marks a partition directory being deleted.
+	deleteSuffix = ".deleting"
+)
+
+// Broker is an in-process broker: it owns a data directory, the topics in
+// it and the background work on them (retention). Its methods are safe for
+// concurrent use. Close it when done.
+//
+// Lock order: Broker.mu before any Log's mutex.
+type Broker struct {
+	dir  string
+	opts Options
+	fs   vfs.FS
+	lock io.Closer
+
+	mu      sync.RWMutex // guards topics, clients and closed
+	topics  map[string]*Topic
+	clients map[client]struct{}
+	closed  bool
+
+	done chan struct{} // closed by Close: stops background goroutines
+	wg   sync.WaitGroup
+}
+
+// client is a producer or consumer that the broker flushes and closes on
+// Shutdown and Close.
+type client interface {
+	flush(ctx context.Context) error
+	close() error
+}
+
+// Open opens the broker whose data lives in dir, creating it if needed, and
+// recovers every partition (see OpenLog). A directory is used by one broker
+// at a time: another process's Open fails with ErrLocked.
+func Open(dir string, opts Options) (*Broker, error) {
+	return openBroker(vfs.Default, dir, opts)
+}
+
+func openBroker(fs vfs.FS, dir string, opts Options) (*Broker, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
+	}
+	lock, err := fs.Lock(filepath.Join(dir, lockFile))
+	if errors.Is(err, vfs.ErrLocked) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
+	}
+	b := &Broker{dir: dir, opts: opts, fs: fs, lock: lock, topics: map[string]*Topic{}, clients: map[client]struct{}{}, done: make(chan struct{})}
+	if err := b.load(); err != nil {
+		b.closeTopics()
+		lock.Close()
+		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
+	}
+	b.wg.Add(1)
+	go b.retentionLoop()
+	return b, nil
+}
+
+// topicRecord is a topic as topics.json stores it.
+type topicRecord struct {
+	Name   string      `json:"name"`
+	Config TopicConfig `json:"config"`
+}
+
+// load checks the meta file, finishes interrupted deletions and opens the
+// topics listed in topics.json.
+func (b *Broker) load() error {
+	meta, err := os.ReadFile(filepath.Join(b.dir, metaFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		data, _ := json.Marshal(map[string]int{"version": metaVersion})
+		if err := vfs.WriteFileAtomic(b.fs, filepath.Join(b.dir, metaFile), data, 0o644); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		var m struct{ Version int }
+		if err := json.Unmarshal(meta, &m); err != nil || m.Version != metaVersion {
+			return fmt.Errorf("%w: meta file %q: want format version %d", ErrCorruptLog, meta, metaVersion)
+		}
+	}
+	var records []topicRecord
+	if data, err := os.ReadFile(filepath.Join(b.dir, topicsFile)); err == nil {
+		if err := json.Unmarshal(data, &records); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrCorruptLog, topicsFile, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	known := map[string]bool{}
+	for _, r := range records {
+		known[r.Name] = true
+	}
+	// Partition directories of deleted topics, or marked for deletion,
+	// go: a crash interrupted their removal.
+	entries, err := b.fs.ReadDir(b.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		topic, _, isPart := layout.ParsePartitionDir(name)
+		if e.IsDir() && (strings.HasSuffix(name, deleteSuffix) || isPart && !known[topic]) {
+			if err := b.removeDir(filepath.Join(b.dir, name)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range records {
+		t, err := b.openTopic(r.Name, r.Config)
+		if err != nil {
+			return err
+		}
+		b.topics[r.Name] = t
+	}
+	return nil
+}
+
+// openTopic opens (creating as needed) the partition logs of a topic.
+func (b *Broker) openTopic(name string, cfg TopicConfig) (*Topic, error) {
+	t := &Topic{name: name, cfg: cfg}
+	parts := make([]*Partition, 0, cfg.Partitions)
+	t.parts.Store(&parts)
+	for i := int32(0); i < cfg.Partitions; i++ {
+		p, err := b.openPartition(t, i)
+		if err != nil {
+			closePartitions(parts)
+			return nil, err
+		}
+		parts = append(parts, p)
+		t.parts.Store(&parts)
+	}
+	return t, nil
+}
+
+func (b *Broker) openPartition(t *Topic, i int32) (*Partition, error) {
+	l, err := openLog(b.fs, filepath.Join(b.dir, layout.PartitionDir(t.name, i)), t.cfg.logConfig(&b.opts))
+	if err != nil {
+		return nil, err
+	}
+	return &Partition{topic: t, id: i, log: l}, nil
+}
+
+func closePartitions(parts []*Partition) error {
+	var errs []error
+	for _, p := range parts {
+		errs = append(errs, p.log.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// saveTopicsLocked writes topics.json atomically.
+func (b *Broker) saveTopicsLocked() error {
+	records := make([]topicRecord, 0, len(b.topics))
+	for _, t := range b.topics {
+		records = append(records, topicRecord{Name: t.name, Config: t.Config()})
+	}
+	slices.SortFunc(records, func(a, b topicRecord) int { return strings.Compare(a.Name, b.Name) })
+	data, err := json.MarshalIndent(records, "", "  ")
+	if err != nil {
+		return err
+	}
+	return vfs.WriteFileAtomic(b.fs, filepath.Join(b.dir, topicsFile), data, 0o644)
+}
+
+// removeDir removes a directory of files and syncs its parent.
+func (b *Broker) removeDir(dir string) error {
+	entries, err := b.fs.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if err := b.fs.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := b.fs.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return b.fs.SyncDir(filepath.Dir(dir))
+}
+
+// Dir returns the broker's data directory.
+func (b *Broker) Dir() string { return b.dir }
+
+// CreateTopic creates a topic. It fails with ErrInvalidTopic for a bad
+// name, ErrTopicExists when the name is taken and ErrInvalidConfig for a bad
+// configuration. The topic and its configuration survive restarts.
+func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (*Topic, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults(&b.opts)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := b.topics[name]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	t, err := b.openTopic(name, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: create topic %s: %w", name, err)
+	}
+	b.topics[name] = t
+	if err := b.saveTopicsLocked(); err != nil {
+		delete(b.topics, name)
+		closePartitions(t.Partitions())
+		return nil, fmt.Errorf("commitlog: create topic %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Topic returns the named topic, or ErrUnknownTopic.
+func (b *Broker) Topic(name string) (*Topic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	return t, nil
+}
+
+// topicForWrite returns the named topic, creating it when
+// Options.AutoCreateTopics allows.
+func (b *Broker) topicForWrite(ctx context.Context, name string) (*Topic, error) {
+	t, err := b.Topic(name)
+	if err == nil || !errors.Is(err, ErrUnknownTopic) || !b.opts.AutoCreateTopics {
+		return t, err
+	}
+	t, err = b.CreateTopic(ctx, name, TopicConfig{})
+	if errors.Is(err, ErrTopicExists) {
+		return b.Topic(name)
+	}
+	return t, err
+}
+
+// Topics returns the names of all topics, sorted.
+func (b *Broker) Topics() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	names := make([]string, 0, len(b.topics))
+	for n := range b.topics {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// DeleteTopic deletes a topic and its files. Readers holding Slices keep
+// them until they release them. The deletion is durable when it returns.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	delete(b.topics, name)
+	if err := b.saveTopicsLocked(); err != nil {
+		b.topics[name] = t
+		return fmt.Errorf("commitlog: delete topic %s: %w", name, err)
+	}
+	// From here the topic is gone: a crash leaves directories that the
+	// next open removes.
+	var errs []error
+	for _, p := range t.Partitions() {
+		errs = append(errs, p.log.Close())
+		dir := p.log.Dir()
+		gone := dir + deleteSuffix
+		if err := b.fs.Rename(dir, gone); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, b.removeDir(gone))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("commitlog: delete topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// AddPartitions raises a topic's partition count to total (Kafka's
+// CreatePartitions). Partitions are never removed: total below the current
+// count fails with ErrInvalidConfig.
+func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	cur := *t.parts.Load()
+	if total <= int32(len(cur)) {
+		return fmt.Errorf("%w: %s has %d partitions, cannot go to %d", ErrInvalidConfig, name, len(cur), total)
+	}
+	parts := slices.Clone(cur)
+	for i := int32(len(cur)); i < total; i++ {
+		p, err := b.openPartition(t, i)
+		if err != nil {
+			closePartitions(parts[len(cur):])
+			return fmt.Errorf("commitlog: add partitions to %s: %w", name, err)
+		}
+		parts = append(parts, p)
+	}
+	t.parts.Store(&parts)
+	if err := b.saveTopicsLocked(); err != nil {
+		t.parts.Store(&cur)
+		closePartitions(parts[len(cur):])
+		return fmt.Errorf("commitlog: add partitions to %s: %w", name, err)
+	}
+	return nil
+}
+
+// DescribeTopic describes the named topic; see Topic.Describe.
+func (b *Broker) DescribeTopic(name string) (TopicDescription, error) {
+	t, err := b.Topic(name)
+	if err != nil {
+		return TopicDescription{}, err
+	}
+	return t.Describe(), nil
+}
+
+// retentionLoop applies retention every RetentionCheckInterval until Close.
+func (b *Broker) retentionLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.opts.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+			b.EnforceRetention()
+		}
+	}
+}
+
+// EnforceRetention deletes, in every partition, the segments past the
+// topic's retention time and bytes, now. The broker also does this every
+// RetentionCheckInterval. It returns the number of segments deleted and
+// the errors met (the pass goes on past them).
+func (b *Broker) EnforceRetention() (int, error) {
+	b.mu.RLock()
+	topics := make([]*Topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		topics = append(topics, t)
+	}
+	b.mu.RUnlock()
+	now := time.Now()
+	deleted := 0
+	var errs []error
+	for _, t := range topics {
+		for _, p := range t.Partitions() {
+			if t.cfg.RetentionTime > 0 {
+				n, err := p.log.RetainAge(t.cfg.RetentionTime, now)
+				deleted += n
+				if err != nil && !errors.Is(err, ErrClosed) {
+					errs = append(errs, err)
+				}
+			}
+			if t.cfg.RetentionBytes > 0 {
+				n, err := p.log.RetainBytes(t.cfg.RetentionBytes)
+				deleted += n
+				if err != nil && !errors.Is(err, ErrClosed) {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// register adds a producer or consumer to flush and close with the broker.
+func (b *Broker) register(c client) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	b.clients[c] = struct{}{}
+	return nil
+}
+
+// unregister forgets a client that closed itself.
+func (b *Broker) unregister(c client) {
+	b.mu.Lock()
+	delete(b.clients, c)
+	b.mu.Unlock()
+}
+
+// Shutdown flushes every producer (waiting for their buffered records to
+// be appended, until ctx is done), then closes the broker as Close does.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.RLock()
+	clients := make([]client, 0, len(b.clients))
+	for c := range b.clients {
+		clients = append(clients, c)
+	}
+	b.mu.RUnlock()
+	var errs []error
+	for _, c := range clients {
+		if err := c.flush(ctx); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, b.Close())
+	return errors.Join(errs...)
+}
+
+// Close closes every producer and consumer (records still buffered in
+// producers fail with ErrClosed; use Shutdown to flush them), stops the
+// background work, closes every partition cleanly and releases the
+// directory. It is idempotent.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	clients := b.clients
+	b.clients = nil
+	b.mu.Unlock()
+	var errs []error
+	for c := range clients {
+		errs = append(errs, c.close())
+	}
+	close(b.done)
+	b.wg.Wait()
+	b.mu.Lock()
+	errs = append(errs, b.closeTopics())
+	b.mu.Unlock()
+	errs = append(errs, b.lock.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("commitlog: close broker: %w", err)
+	}
+	return nil
+}
+
+func (b *Broker) closeTopics() error {
+	var errs []error
+	for _, t := range b.topics {
+		errs = append(errs, closePartitions(t.Partitions()))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,83 @@
+package commitlog
+
+import (
+	"context"
+	"time"
+
+	"github.com/streamkit/commitlog/internal/batch"
+)
+
+// Partition is one partition of a topic: an ordered, append-only log of
+// records. Its methods are safe for concurrent use; appends are serialised
+// and reads never wait for them.
+type Partition struct {
+	topic *Topic
+	id    int32
+	log   *Log
+}
+
+// Topic returns the name of the partition's topic.
+func (p *Partition) Topic() string { return p.topic.name }
+
+// ID returns the partition's number within its topic.
+func (p *Partition) ID() int32 { return p.id }
+
+// Append encodes records into one uncompressed batch and appends it,
+// returning the offset of the first record. See AppendBatch.
+func (p *Partition) Append(records ...Record) (int64, error) {
+	e := getEncoder()
+	defer putEncoder(e)
+	var err error
+	if e.buf, err = e.encode(e.buf[:0], CompressionNone, records); err != nil {
+		return -1, err
+	}
+	return p.AppendBatch(e.buf)
+}
+
+// AppendBatch appends one record batch (RecordBatch v2 as on the Kafka
+// wire, e.g. made by AppendBatch) and returns its base offset. The batch's
+// offsets, and on LogAppendTime topics its timestamps, are rewritten in b.
+// When it returns the batch is durable if the broker's SyncPolicy is
+// SyncGroupCommit. Errors: ErrRecordTooLarge past the topic's
+// MaxMessageBytes, ErrCorruptBatch, ErrClosed, or a sticky I/O error.
+func (p *Partition) AppendBatch(b []byte) (int64, error) {
+	if p.topic.cfg.TimestampType == LogAppendTime {
+		if _, err := batch.Check(b, p.log.cfg.MaxBatchBytes); err == nil {
+			batch.SetLogAppendTime(b, time.Now().UnixMilli())
+		}
+	}
+	return p.log.Append(b)
+}
+
+// Read returns whole record batches from the one holding offset, at most
+// maxBytes of them but at least one; see Log.Read. Decode them with
+// Records and Release the Slice when done.
+func (p *Partition) Read(offset int64, maxBytes int) (Slice, error) {
+	return p.log.Read(offset, maxBytes)
+}
+
+// StartOffset returns the first offset the partition still holds.
+func (p *Partition) StartOffset() int64 { return p.log.StartOffset() }
+
+// EndOffset returns the offset the next record will get.
+func (p *Partition) EndOffset() int64 { return p.log.EndOffset() }
+
+// DurableOffset returns the offset below which every record is fsynced.
+func (p *Partition) DurableOffset() int64 { return p.log.DurableOffset() }
+
+// OffsetForTime returns the offset of the first record whose timestamp is
+// at or after ts; ok is false when every record is older.
+func (p *Partition) OffsetForTime(ts time.Time) (offset int64, ok bool, err error) {
+	return p.log.OffsetForTime(ts.UnixMilli())
+}
+
+// Wait blocks until the partition holds a record at offset (its end offset
+// passes offset), ctx is done, or the broker closes. It does not poll: an
+// append wakes it.
+func (p *Partition) Wait(ctx context.Context, offset int64) error {
+	return p.log.WaitData(ctx, offset)
+}
+
+// NotifyData makes every append to the partition try a non-blocking send
+// on ch until stop is called; see Log.NotifyData.
+func (p *Partition) NotifyData(ch chan<- struct{}) (stop func()) { return p.log.NotifyData(ch) }

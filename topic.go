@@ -1,0 +1,215 @@
+package commitlog
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// TopicConfig configures a topic. The zero value is usable: zero fields
+// take the broker's defaults (Options), which are Kafka's.
+type TopicConfig struct {
+	// Partitions is the number of partitions (num.partitions). Default
+	// Options.DefaultPartitions, 1.
+	Partitions int32
+	// ReplicationFactor is the number of copies of each partition. Only 1
+	// is possible until replication exists; 0 means 1.
+	ReplicationFactor int16
+	// RetentionBytes caps each partition's size; the oldest segments are
+	// deleted past it (retention.bytes). Default -1: no limit.
+	RetentionBytes int64
+	// RetentionTime is how long records are kept (retention.ms). Default
+	// 7 days; -1 keeps them forever.
+	RetentionTime time.Duration
+	// SegmentBytes is the segment size (segment.bytes). Default 1 GiB.
+	SegmentBytes int64
+	// SegmentAge rolls a segment this old (segment.ms). Default 7 days.
+	SegmentAge time.Duration
+	// CleanupPolicy is "delete" (the default), the only policy until log
+	// compaction exists (cleanup.policy).
+	CleanupPolicy string
+	// MaxMessageBytes is the largest record batch the topic accepts
+	// (max.message.bytes). Default Options.MaxMessageBytes, 1048588.
+	MaxMessageBytes int
+	// MinInsyncReplicas is the number of in-sync replicas an acks=all
+	// write needs (min.insync.replicas). Default 1.
+	MinInsyncReplicas int
+	// TimestampType says which time records carry (message.timestamp.type):
+	// the producer's CreateTime (default) or the broker's LogAppendTime.
+	TimestampType TimestampType
+}
+
+// TimestampType is Kafka's message.timestamp.type.
+type TimestampType int8
+
+const (
+	// CreateTime keeps the timestamps producers set.
+	CreateTime TimestampType = iota
+	// LogAppendTime replaces them with the time the broker appends the
+	// batch.
+	LogAppendTime
+)
+
+func (t TimestampType) String() string {
+	if t == LogAppendTime {
+		return "LogAppendTime"
+	}
+	return "CreateTime"
+}
+
+const maxTopicNameLen = 249
+
+// ValidateTopicName reports whether name is a topic name Kafka accepts:
+// 1 to 249 characters from [a-zA-Z0-9._-], and neither "." nor "..".
+func ValidateTopicName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > maxTopicNameLen {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q has %q", ErrInvalidTopic, name, c)
+		}
+	}
+	return nil
+}
+
+// withDefaults fills zero fields from the broker's options.
+func (c TopicConfig) withDefaults(o *Options) TopicConfig {
+	if c.Partitions == 0 {
+		c.Partitions = o.DefaultPartitions
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = -1
+	}
+	if c.RetentionTime == 0 {
+		c.RetentionTime = DefaultRetentionTime
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.SegmentAge == 0 {
+		c.SegmentAge = DefaultSegmentAge
+	}
+	if c.CleanupPolicy == "" {
+		c.CleanupPolicy = "delete"
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = o.MaxMessageBytes
+	}
+	if c.MinInsyncReplicas == 0 {
+		c.MinInsyncReplicas = 1
+	}
+	return c
+}
+
+func (c *TopicConfig) validate() error {
+	bad := func(field string, v any, why string) error {
+		return fmt.Errorf("%w: TopicConfig.%s %v %s", ErrInvalidConfig, field, v, why)
+	}
+	switch {
+	case c.Partitions < 1:
+		return bad("Partitions", c.Partitions, "must be at least 1")
+	case c.ReplicationFactor != 1:
+		return bad("ReplicationFactor", c.ReplicationFactor, "must be 1: replication is not available yet")
+	case c.RetentionBytes < -1:
+		return bad("RetentionBytes", c.RetentionBytes, "must be -1 or positive")
+	case c.RetentionTime < -1:
+		return bad("RetentionTime", c.RetentionTime, "must be -1 or positive")
+	case c.SegmentBytes < 1024 || c.SegmentBytes > maxSegmentBytes:
+		return bad("SegmentBytes", c.SegmentBytes, fmt.Sprintf("outside [1024, %d]", maxSegmentBytes))
+	case c.SegmentAge < time.Millisecond:
+		return bad("SegmentAge", c.SegmentAge, "below 1ms")
+	case c.CleanupPolicy != "delete":
+		return bad("CleanupPolicy", c.CleanupPolicy, `is not supported: only "delete" until log compaction exists`)
+	case c.MaxMessageBytes < 1024 || c.MaxMessageBytes > maxSegmentBytes:
+		return bad("MaxMessageBytes", c.MaxMessageBytes, fmt.Sprintf("outside [1024, %d]", maxSegmentBytes))
+	case c.MinInsyncReplicas < 1 || c.MinInsyncReplicas > int(c.ReplicationFactor):
+		return bad("MinInsyncReplicas", c.MinInsyncReplicas, "outside [1, ReplicationFactor]")
+	case c.TimestampType != CreateTime && c.TimestampType != LogAppendTime:
+		return bad("TimestampType", c.TimestampType, "unknown")
+	}
+	return nil
+}
+
+// logConfig is the configuration of each of the topic's partition logs.
+func (c *TopicConfig) logConfig(o *Options) LogConfig {
+	return LogConfig{
+		SegmentBytes:  c.SegmentBytes,
+		SegmentAge:    c.SegmentAge,
+		MaxBatchBytes: c.MaxMessageBytes,
+		SyncPolicy:    o.SyncPolicy,
+		SyncInterval:  o.SyncInterval,
+	}
+}
+
+// Topic is a named set of partitions. Its methods are safe for concurrent
+// use.
+type Topic struct {
+	name  string
+	cfg   TopicConfig
+	parts atomic.Pointer[[]*Partition] // grows with AddPartitions
+}
+
+// Name returns the topic's name.
+func (t *Topic) Name() string { return t.name }
+
+// Config returns the topic's configuration with defaults filled in.
+func (t *Topic) Config() TopicConfig {
+	c := t.cfg
+	c.Partitions = t.NumPartitions()
+	return c
+}
+
+// NumPartitions returns how many partitions the topic has.
+func (t *Topic) NumPartitions() int32 { return int32(len(*t.parts.Load())) }
+
+// Partition returns partition i of the topic.
+func (t *Topic) Partition(i int32) (*Partition, error) {
+	parts := *t.parts.Load()
+	if i < 0 || int(i) >= len(parts) {
+		return nil, fmt.Errorf("%w: %s has no partition %d (it has %d)", ErrUnknownPartition, t.name, i, len(parts))
+	}
+	return parts[i], nil
+}
+
+// Partitions returns every partition of the topic, in order.
+func (t *Topic) Partitions() []*Partition { return slices.Clone(*t.parts.Load()) }
+
+// TopicDescription describes a topic and each of its partitions.
+type TopicDescription struct {
+	Name       string
+	Config     TopicConfig
+	Partitions []PartitionDescription
+}
+
+// PartitionDescription describes one partition's log.
+type PartitionDescription struct {
+	Partition     int32
+	StartOffset   int64 // first offset still held
+	EndOffset     int64 // offset of the next record
+	DurableOffset int64 // offsets below it are fsynced
+	SizeBytes     int64 // record batch bytes on disk
+	Segments      int
+}
+
+// Describe returns the topic's configuration and its partitions' offsets
+// and sizes.
+func (t *Topic) Describe() TopicDescription {
+	d := TopicDescription{Name: t.name, Config: t.Config()}
+	for _, p := range *t.parts.Load() {
+		d.Partitions = append(d.Partitions, PartitionDescription{
+			Partition:     p.id,
+			StartOffset:   p.log.StartOffset(),
+			EndOffset:     p.log.EndOffset(),
+			DurableOffset: p.log.DurableOffset(),
+			SizeBytes:     p.log.Size(),
+			Segments:      p.log.Segments(),
+		})
+	}
+	return d
+}
