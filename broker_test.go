@@ -1,0 +1,198 @@
+package commitlog
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamkit/commitlog/internal/layout"
+)
+
+func TestBrokerTopicsPersist(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := Open(dir, Options{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	cfg := TopicConfig{Partitions: 3, RetentionBytes: 1 << 20, RetentionTime: time.Hour, SegmentBytes: 1 << 20, MaxMessageBytes: 4096, TimestampType: LogAppendTime}
+	topic, err := b.CreateTopic(ctx, "orders", cfg)
+	require.NoError(t, err)
+	_, err = b.CreateTopic(ctx, "audit.log_v2", TopicConfig{})
+	require.NoError(t, err)
+	p, err := topic.Partition(2)
+	require.NoError(t, err)
+	off, err := p.Append(Record{Key: []byte("k"), Value: []byte("v")})
+	require.NoError(t, err)
+	require.Equal(t, int64(0), off)
+	require.NoError(t, b.AddPartitions(ctx, "orders", 5))
+	require.Equal(t, []string{"audit.log_v2", "orders"}, b.Topics())
+	require.NoError(t, b.Close())
+	require.NoError(t, b.Close(), "Close is idempotent")
+	_, err = b.Topic("orders")
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = b.CreateTopic(ctx, "x", TopicConfig{})
+	require.ErrorIs(t, err, ErrClosed)
+
+	b, err = Open(dir, Options{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	defer b.Close()
+	d, err := b.DescribeTopic("orders")
+	require.NoError(t, err)
+	want := cfg.withDefaults(&b.opts)
+	want.Partitions = 5
+	require.Equal(t, want, d.Config)
+	require.Len(t, d.Partitions, 5)
+	require.Equal(t, int64(1), d.Partitions[2].EndOffset)
+	require.Equal(t, 1, d.Partitions[2].Segments)
+	require.Positive(t, d.Partitions[2].SizeBytes)
+	topic, err = b.Topic("orders")
+	require.NoError(t, err)
+	p, err = topic.Partition(2)
+	require.NoError(t, err)
+	s, err := p.Read(0, 1<<20)
+	require.NoError(t, err)
+	defer s.Release()
+	for r, err := range Records(s) {
+		require.NoError(t, err)
+		require.Equal(t, "v", string(r.Value))
+		require.WithinDuration(t, time.Now(), r.Timestamp, time.Hour, "LogAppendTime stamped by the broker")
+	}
+}
+
+func TestBrokerLock(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, Options{})
+	require.NoError(t, err)
+	_, err = Open(dir, Options{})
+	require.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, b.Close())
+	b, err = Open(dir, Options{})
+	require.NoError(t, err, "the lock goes with Close")
+	require.NoError(t, b.Close())
+}
+
+func TestBrokerBadInput(t *testing.T) {
+	ctx := context.Background()
+	b, err := Open(t.TempDir(), Options{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	defer b.Close()
+	for _, name := range []string{"", ".", "..", "a/b", "a b", "ü", strings.Repeat("x", 250)} {
+		_, err := b.CreateTopic(ctx, name, TopicConfig{})
+		require.ErrorIs(t, err, ErrInvalidTopic, "%q", name)
+	}
+	_, err = b.CreateTopic(ctx, strings.Repeat("x", 249), TopicConfig{})
+	require.NoError(t, err)
+	for _, cfg := range []TopicConfig{
+		{Partitions: -1}, {ReplicationFactor: 3}, {RetentionBytes: -2}, {SegmentBytes: 10},
+		{CleanupPolicy: "compact"}, {MaxMessageBytes: 1 << 31}, {MinInsyncReplicas: 2}, {TimestampType: 7},
+	} {
+		_, err := b.CreateTopic(ctx, "t", cfg)
+		require.ErrorIs(t, err, ErrInvalidConfig, "%+v", cfg)
+	}
+	_, err = b.CreateTopic(ctx, "t", TopicConfig{})
+	require.NoError(t, err)
+	_, err = b.CreateTopic(ctx, "t", TopicConfig{})
+	require.ErrorIs(t, err, ErrTopicExists)
+	_, err = b.Topic("nope")
+	require.ErrorIs(t, err, ErrUnknownTopic)
+	require.ErrorIs(t, b.DeleteTopic(ctx, "nope"), ErrUnknownTopic)
+	require.ErrorIs(t, b.AddPartitions(ctx, "nope", 3), ErrUnknownTopic)
+	require.ErrorIs(t, b.AddPartitions(ctx, "t", 1), ErrInvalidConfig)
+	topic, _ := b.Topic("t")
+	_, err = topic.Partition(1)
+	require.ErrorIs(t, err, ErrUnknownPartition)
+	_, err = topic.Partition(-1)
+	require.ErrorIs(t, err, ErrUnknownPartition)
+	p, _ := topic.Partition(0)
+	_, err = p.Append(Record{Value: make([]byte, 2<<20)})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	_, err = p.Read(5, 100)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+	_, err = Open(t.TempDir(), Options{DefaultPartitions: -1})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+func TestBrokerDeleteTopic(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := Open(dir, Options{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	topic, err := b.CreateTopic(ctx, "gone", TopicConfig{Partitions: 2})
+	require.NoError(t, err)
+	p, _ := topic.Partition(0)
+	_, err = p.Append(Record{Value: []byte("old")})
+	require.NoError(t, err)
+	held, err := p.Read(0, 100)
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteTopic(ctx, "gone"))
+	require.NotEmpty(t, held.Bytes, "a held slice survives deletion")
+	held.Release()
+	_, err = os.Stat(filepath.Join(dir, layout.PartitionDir("gone", 0)))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = p.Append(Record{Value: []byte("x")})
+	require.ErrorIs(t, err, ErrClosed)
+
+	// A crash that left a partition directory of a deleted topic behind.
+	require.NoError(t, os.Mkdir(filepath.Join(dir, layout.PartitionDir("gone", 1)), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, layout.PartitionDir("gone", 1), layout.SegmentFile(0, layout.KindLog)), []byte("junk"), 0o644))
+	require.NoError(t, b.Close())
+	b, err = Open(dir, Options{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	defer b.Close()
+	require.Empty(t, b.Topics())
+	_, err = os.Stat(filepath.Join(dir, layout.PartitionDir("gone", 1)))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	topic, err = b.CreateTopic(ctx, "gone", TopicConfig{})
+	require.NoError(t, err, "the name can be used again")
+	p, _ = topic.Partition(0)
+	require.Equal(t, int64(0), p.EndOffset(), "starting empty")
+}
+
+func TestBrokerAutoCreate(t *testing.T) {
+	ctx := context.Background()
+	b, err := Open(t.TempDir(), Options{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	_, err = b.topicForWrite(ctx, "fresh")
+	require.ErrorIs(t, err, ErrUnknownTopic, "off by default")
+	require.NoError(t, b.Close())
+
+	b, err = Open(t.TempDir(), Options{SyncPolicy: SyncNone, AutoCreateTopics: true, DefaultPartitions: 4})
+	require.NoError(t, err)
+	defer b.Close()
+	topic, err := b.topicForWrite(ctx, "fresh")
+	require.NoError(t, err)
+	require.Equal(t, int32(4), topic.NumPartitions())
+	_, err = b.topicForWrite(ctx, "bad name")
+	require.ErrorIs(t, err, ErrInvalidTopic)
+}
+
+// TestBrokerRetentionLoop checks that the broker's own background pass
+// deletes expired segments, on a fake clock.
+func TestBrokerRetentionLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := Open(t.TempDir(), Options{SyncPolicy: SyncNone, RetentionCheckInterval: time.Minute})
+		require.NoError(t, err)
+		defer b.Close()
+		topic, err := b.CreateTopic(ctx, "events", TopicConfig{RetentionTime: time.Hour, SegmentBytes: 1024})
+		require.NoError(t, err)
+		p, _ := topic.Partition(0)
+		for i := 0; i < 50; i++ {
+			_, err := p.Append(Record{Value: make([]byte, 100)})
+			require.NoError(t, err)
+		}
+		require.Greater(t, p.log.Segments(), 3)
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		require.Equal(t, int64(0), p.StartOffset(), "nothing expired yet")
+		time.Sleep(31*time.Minute + time.Minute)
+		synctest.Wait()
+		require.Equal(t, int64(50), p.StartOffset(), "every record expired")
+		require.Equal(t, int64(50), p.EndOffset())
+	})
+}
