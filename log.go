@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamkit/commitlog/internal/batch"
+	"github.com/streamkit/commitlog/internal/invariants"
 	"github.com/streamkit/commitlog/internal/vfs"
 )
 
@@ -268,6 +269,9 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 	next = h.NextOffset()
 	seg.publish(seg.size.Load()+int64(len(b)), next)
 	l.end.Store(next)
+	if invariants.Enabled {
+		l.checkLocked(segs(l.active))
+	}
 	l.dataCh.broadcast()
 	l.sync.written()
 	return base, next, nil
@@ -302,6 +306,9 @@ func (l *Log) rollLocked() error {
 	copy(next, cur)
 	l.segs.Store(&segmentList{segs: append(next, seg)})
 	l.active = seg
+	if invariants.Enabled {
+		l.checkLocked(nil)
+	}
 	return nil
 }
 
@@ -512,6 +519,9 @@ func (l *Log) Truncate(offset int64) (int64, error) {
 	}
 	l.end.Store(newEnd)
 	l.sync.truncated(newEnd)
+	if invariants.Enabled {
+		l.checkLocked(nil)
+	}
 	return newEnd, nil
 }
 
@@ -626,4 +636,42 @@ func (l *Log) Close() error {
 		return fmt.Errorf("commitlog: close %s: %w", filepath.Base(l.dir), err)
 	}
 	return nil
+}
+
+func segs(s ...*segment) []*segment { return s }
+
+// checkLocked verifies the log's documented invariants (with -tags
+// invariants): segments ordered and contiguous, the active segment last,
+// start <= durable <= end, and the indexes of the segments given (all of
+// them when nil) increasing and inside their data.
+func (l *Log) checkLocked(only []*segment) {
+	segs := l.segs.Load().segs
+	invariants.Check(segs[len(segs)-1] == l.active, "active segment is not the last")
+	invariants.Check(segs[0].base <= l.durable.Load() && l.durable.Load() <= l.end.Load(),
+		"offsets out of order: start %d durable %d end %d", segs[0].base, l.durable.Load(), l.end.Load())
+	invariants.Check(l.active.next.Load() == l.end.Load(), "active next %d != end %d", l.active.next.Load(), l.end.Load())
+	for i, s := range segs {
+		invariants.Check(s.base <= s.next.Load(), "segment %d: base after next %d", s.base, s.next.Load())
+		if i > 0 {
+			invariants.Check(segs[i-1].next.Load() <= s.base, "segment %d overlaps %d", segs[i-1].base, s.base)
+		}
+	}
+	if only == nil {
+		only = segs
+	}
+	for _, s := range only {
+		var prevRel, prevPos uint32
+		for j := 0; j < s.index.len(); j++ {
+			rel, pos := s.index.at(j)
+			invariants.Check(j == 0 || rel > prevRel && pos > prevPos, "segment %d: index entry %d not increasing", s.base, j)
+			invariants.Check(int64(pos) < s.size.Load(), "segment %d: index entry %d past the data", s.base, j)
+			prevRel, prevPos = rel, pos
+		}
+		var prevTs int64
+		for j := 0; j < s.timeIndex.len(); j++ {
+			ts, _ := s.timeIndex.at(j)
+			invariants.Check(j == 0 || ts > prevTs, "segment %d: time index entry %d not increasing", s.base, j)
+			prevTs = ts
+		}
+	}
 }
