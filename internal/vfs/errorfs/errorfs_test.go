@@ -1,3 +1,4 @@
+//lint:file-ignore ST1008 the table of operations returns the error first and then the path the injector should see, which reads best here
 package errorfs_test
 
 import (
