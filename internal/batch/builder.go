@@ -81,17 +81,19 @@ func (b *Builder) Add(timestamp int64, key, value []byte, headers []RecordHeader
 	} else if timestamp > b.maxTimestamp {
 		b.maxTimestamp = timestamp
 	}
-	tsDelta := timestamp - b.baseTimestamp
-	offsetDelta := int64(b.n)
+	b.records = appendRecord(b.records, 0, timestamp-b.baseTimestamp, int64(b.n), key, value, headers)
+	b.n++
+}
 
+// appendRecord appends one encoded record: its length, attributes, deltas,
+// key, value and headers.
+func appendRecord(r []byte, attrs int8, tsDelta, offsetDelta int64, key, value []byte, headers []RecordHeader) []byte {
 	body := 1 + varintLen(tsDelta) + varintLen(offsetDelta) + bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
 	for i := range headers {
 		body += varintLen(int64(len(headers[i].Key))) + len(headers[i].Key) + bytesLen(headers[i].Value)
 	}
-
-	r := b.records
 	r = binary.AppendVarint(r, int64(body))
-	r = append(r, 0) // attributes
+	r = append(r, byte(attrs))
 	r = binary.AppendVarint(r, tsDelta)
 	r = binary.AppendVarint(r, offsetDelta)
 	r = appendBytes(r, key)
@@ -102,8 +104,7 @@ func (b *Builder) Add(timestamp int64, key, value []byte, headers []RecordHeader
 		r = append(r, headers[i].Key...)
 		r = appendBytes(r, headers[i].Value)
 	}
-	b.records = r
-	b.n++
+	return r
 }
 
 // Len is the number of records added since Reset.

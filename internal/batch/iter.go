@@ -37,9 +37,11 @@ type Iter struct {
 	buf  []byte // decompression buffer, owned
 	pos  int
 	i    int32 // records decoded so far
-	err  error
-	hdrs []RecordHeader
-	keys map[string]string // interned header keys
+	// prevDelta is the last record's offset delta (-1 before the first).
+	prevDelta int64
+	err       error
+	hdrs      []RecordHeader
+	keys      map[string]string // interned header keys
 }
 
 // Reset points the Iter at batch, which holds exactly one batch (bytes past
@@ -51,7 +53,7 @@ type Iter struct {
 // Err reports afterwards. Records from the previous batch become invalid if
 // they aliased the Iter's buffer.
 func (it *Iter) Reset(batch []byte, maxUncompressed int) error {
-	it.h, it.data, it.pos, it.i, it.err = Header{}, nil, 0, 0, nil
+	it.h, it.data, it.pos, it.i, it.err, it.prevDelta = Header{}, nil, 0, 0, nil, -1
 	it.hdrs = it.hdrs[:0]
 	h, err := ReadHeader(batch)
 	if err != nil {
@@ -126,11 +128,14 @@ func (it *Iter) Next() (Record, bool) {
 		it.corrupt("bad timestamp delta")
 		return Record{}, false
 	}
-	if od, p2 := varint(d, p); p2 < 0 || od != int64(it.i) {
-		it.corrupt("offset delta %d, want %d", od, it.i)
+	// Offset deltas increase; compaction may leave gaps between them.
+	if od, p2 := varint(d, p); p2 < 0 || od <= it.prevDelta || od > int64(it.h.LastOffsetDelta) ||
+		int64(it.h.LastOffsetDelta)-od < int64(it.h.NumRecords-it.i-1) {
+		it.corrupt("offset delta %d after %d in a batch of last delta %d", od, it.prevDelta, it.h.LastOffsetDelta)
 		return Record{}, false
 	} else {
 		r.OffsetDelta, p = int32(od), p2
+		it.prevDelta = od
 	}
 	// Key and value, inlined by hand (see nullableBytes): -1 is null.
 	kl, p := varint(d, p)
