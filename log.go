@@ -148,6 +148,9 @@ type Log struct {
 	active *segment
 	err    error // sticky write or sync error: appends fail until reopened
 	closed bool
+	// cleanedTo is where the next compaction pass starts mapping keys:
+	// offsets below it were seen by a pass (cleaner.go).
+	cleanedTo int64
 
 	segs    atomic.Pointer[segmentList] // readers' snapshot; nil once closed
 	end     atomic.Int64                // offset the next record gets

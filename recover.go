@@ -36,6 +36,17 @@ func openLog(fs vfs.FS, dir string, cfg LogConfig) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commitlog: open log: %w", err)
 	}
+	l := &Log{dir: dir, cfg: cfg, fs: fs}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	if err := finishSwaps(l, names); err != nil {
+		return nil, fmt.Errorf("commitlog: open log: finish compaction: %w", err)
+	}
+	if entries, err = fs.ReadDir(dir); err != nil {
+		return nil, fmt.Errorf("commitlog: open log: %w", err)
+	}
 	clean := false
 	var bases []int64
 	for _, e := range entries {
@@ -52,7 +63,6 @@ func openLog(fs vfs.FS, dir string, cfg LogConfig) (*Log, error) {
 	}
 	slices.Sort(bases)
 
-	l := &Log{dir: dir, cfg: cfg, fs: fs}
 	var segs []*segment
 	fail := func(err error) (*Log, error) {
 		for _, s := range segs {

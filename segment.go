@@ -46,12 +46,13 @@ type segment struct {
 	created         time.Time // when the segment was made, for SegmentAge
 	firstTimestamp  int64     // the first batch's max timestamp, -1 when empty
 
+	suffix  string       // layout.CleanedSuffix while compaction writes it, else ""
 	refs    atomic.Int32 // the log's own reference plus one per reader
 	deleted atomic.Bool  // files were renamed with layout.DeletedSuffix
 }
 
 func (s *segment) path(k layout.Kind) string {
-	return filepath.Join(s.dir, layout.SegmentFile(s.base, k))
+	return filepath.Join(s.dir, layout.SegmentFile(s.base, k)+s.suffix)
 }
 
 // mapBytes is how much address space a segment's log mapping reserves: room
@@ -63,7 +64,13 @@ func (c *LogConfig) mapBytes() int64 {
 // createSegment makes the three files of a new, empty segment. The caller
 // syncs the directory.
 func createSegment(fs vfs.FS, dir string, base int64, cfg *LogConfig) (*segment, error) {
-	s := &segment{fs: fs, dir: dir, base: base, created: time.Now(), firstTimestamp: -1, maxTsOffset: base}
+	return createSegmentFiles(fs, dir, base, "", cfg)
+}
+
+// createSegmentFiles makes a new, empty segment whose file names end with
+// suffix.
+func createSegmentFiles(fs vfs.FS, dir string, base int64, suffix string, cfg *LogConfig) (*segment, error) {
+	s := &segment{fs: fs, dir: dir, base: base, suffix: suffix, created: time.Now(), firstTimestamp: -1, maxTsOffset: base}
 	s.next.Store(base)
 	s.maxTimestamp.Store(-1)
 	var err error

@@ -6,6 +6,8 @@
 //	    00000000000000000000.index       offset index
 //	    00000000000000000000.timeindex   time index
 //	    00000000000000000000.log.deleted a segment file waiting for its last reader
+//	    00000000000000000000.log.cleaned a compacted copy being written
+//	    00000000000000000000.log.swap    a compacted copy about to replace the original
 //	    clean-shutdown                   written by a clean close, removed on open
 //
 // Base offsets are written as 20 decimal digits, zero-padded, so that names
@@ -34,6 +36,18 @@ const (
 // dropped from its log; the file is removed once no reader uses it, or on the
 // next open.
 const DeletedSuffix = ".deleted"
+
+// CleanedSuffix is appended to the names of a segment's files while
+// compaction writes their replacement; such files are removed on open.
+const CleanedSuffix = ".cleaned"
+
+// SwapSuffix marks a compacted segment's files that are complete and
+// synced, waiting to replace the originals. A segment's swap is committed
+// once its .log file has the suffix: open then finishes it by renaming
+// every .swap file of that segment over the original. Index files are
+// renamed to .swap before the .log file, so that a .log.swap never lacks
+// them.
+const SwapSuffix = ".swap"
 
 // CleanShutdownFile marks a log that was closed cleanly.
 const CleanShutdownFile = "clean-shutdown"
