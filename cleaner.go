@@ -426,4 +426,3 @@ func finishSwaps(l *Log, names []string) error {
 	}
 	return nil
 }
-
