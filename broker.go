@@ -38,12 +38,20 @@ type Options struct {
 	// RetentionCheckInterval is how often retention runs
 	// (log.retention.check.interval.ms). Default 5 minutes.
 	RetentionCheckInterval time.Duration
+	// CleanerBackoff is how often the cleaner looks for compacted topics'
+	// partitions dirty enough to compact (log.cleaner.backoff.ms). Default
+	// 15 s.
+	CleanerBackoff time.Duration
+	// CleanerMemoryBytes bounds the key map of one compaction pass
+	// (log.cleaner.dedupe.buffer.size). Default 64 MiB.
+	CleanerMemoryBytes int
 }
 
 // Defaults of Options and TopicConfig not already defined by LogConfig.
 const (
 	DefaultRetentionTime          = 7 * 24 * time.Hour
 	DefaultRetentionCheckInterval = 5 * time.Minute
+	DefaultCleanerBackoff         = 15 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -58,6 +66,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetentionCheckInterval == 0 {
 		o.RetentionCheckInterval = DefaultRetentionCheckInterval
+	}
+	if o.CleanerBackoff == 0 {
+		o.CleanerBackoff = DefaultCleanerBackoff
+	}
+	if o.CleanerMemoryBytes == 0 {
+		o.CleanerMemoryBytes = DefaultCompactMemoryBytes
 	}
 	return o
 }
@@ -74,6 +88,10 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Options.MaxMessageBytes %d outside [1024, %d]", ErrInvalidConfig, o.MaxMessageBytes, maxSegmentBytes)
 	case o.RetentionCheckInterval < 0:
 		return fmt.Errorf("%w: Options.RetentionCheckInterval %v is negative", ErrInvalidConfig, o.RetentionCheckInterval)
+	case o.CleanerBackoff < 0:
+		return fmt.Errorf("%w: Options.CleanerBackoff %v is negative", ErrInvalidConfig, o.CleanerBackoff)
+	case o.CleanerMemoryBytes < 0:
+		return fmt.Errorf("%w: Options.CleanerMemoryBytes %d is negative", ErrInvalidConfig, o.CleanerMemoryBytes)
 	}
 	return nil
 }
@@ -143,8 +161,9 @@ func openBroker(fs vfs.FS, dir string, opts Options) (*Broker, error) {
 		lock.Close()
 		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
 	}
-	b.wg.Add(1)
-	go b.retentionLoop()
+	b.wg.Add(2)
+	go b.every(b.opts.RetentionCheckInterval, func() { _, _ = b.EnforceRetention() })
+	go b.every(b.opts.CleanerBackoff, func() { _, _ = b.CompactTopics(false) })
 	return b, nil
 }
 
@@ -437,19 +456,62 @@ func (b *Broker) DescribeTopic(name string) (TopicDescription, error) {
 	return t.Describe(), nil
 }
 
-// retentionLoop applies retention every RetentionCheckInterval until Close.
-func (b *Broker) retentionLoop() {
+// every runs fn every period until Close: the broker's background work.
+// Errors are left for the next run (a broken partition's appends report
+// them to their callers).
+func (b *Broker) every(period time.Duration, fn func()) {
 	defer b.wg.Done()
-	t := time.NewTicker(b.opts.RetentionCheckInterval)
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.done:
 			return
 		case <-t.C:
-			b.EnforceRetention()
+			fn()
 		}
 	}
+}
+
+// topicsSnapshot returns the current topics.
+func (b *Broker) topicsSnapshot() []*Topic {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	topics := make([]*Topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		topics = append(topics, t)
+	}
+	return topics
+}
+
+// CompactTopics compacts the partitions of compacted topics whose dirty
+// ratio reaches the topic's MinCleanableDirtyRatio, or all of them when
+// force is set. The broker's cleaner does this every CleanerBackoff. It
+// returns the summed statistics and the errors met (the pass goes on past
+// them).
+func (b *Broker) CompactTopics(force bool) (CompactStats, error) {
+	var total CompactStats
+	var errs []error
+	for _, t := range b.topicsSnapshot() {
+		if !t.cfg.compacted() {
+			continue
+		}
+		for _, p := range t.Partitions() {
+			if !force && p.log.DirtyRatio() < t.cfg.MinCleanableDirtyRatio {
+				continue
+			}
+			s, err := p.log.Compact(CompactOptions{DeleteRetention: t.cfg.DeleteRetention, MemoryBytes: b.opts.CleanerMemoryBytes})
+			total.Passes += s.Passes
+			total.SegmentsWritten += s.SegmentsWritten
+			total.BytesRead += s.BytesRead
+			total.BytesWritten += s.BytesWritten
+			total.RecordsRemoved += s.RecordsRemoved
+			if err != nil && !errors.Is(err, ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return total, errors.Join(errs...)
 }
 
 // EnforceRetention deletes, in every partition, the segments past the
@@ -457,16 +519,13 @@ func (b *Broker) retentionLoop() {
 // RetentionCheckInterval. It returns the number of segments deleted and
 // the errors met (the pass goes on past them).
 func (b *Broker) EnforceRetention() (int, error) {
-	b.mu.RLock()
-	topics := make([]*Topic, 0, len(b.topics))
-	for _, t := range b.topics {
-		topics = append(topics, t)
-	}
-	b.mu.RUnlock()
 	now := time.Now()
 	deleted := 0
 	var errs []error
-	for _, t := range topics {
+	for _, t := range b.topicsSnapshot() {
+		if !t.cfg.deletes() {
+			continue
+		}
 		for _, p := range t.Partitions() {
 			if t.cfg.RetentionTime > 0 {
 				n, err := p.log.RetainAge(t.cfg.RetentionTime, now)

@@ -89,7 +89,7 @@ func TestBrokerBadInput(t *testing.T) {
 	require.NoError(t, err)
 	for _, cfg := range []TopicConfig{
 		{Partitions: -1}, {ReplicationFactor: 3}, {RetentionBytes: -2}, {SegmentBytes: 10},
-		{CleanupPolicy: "compact"}, {MaxMessageBytes: 1 << 31}, {MinInsyncReplicas: 2}, {TimestampType: 7},
+		{CleanupPolicy: "compacted"}, {DeleteRetention: -5}, {MinCleanableDirtyRatio: 2}, {MaxMessageBytes: 1 << 31}, {MinInsyncReplicas: 2}, {TimestampType: 7},
 	} {
 		_, err := b.CreateTopic(ctx, "t", cfg)
 		require.ErrorIs(t, err, ErrInvalidConfig, "%+v", cfg)
@@ -194,5 +194,45 @@ func TestBrokerRetentionLoop(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, int64(50), p.StartOffset(), "every record expired")
 		require.Equal(t, int64(50), p.EndOffset())
+	})
+}
+
+// TestBrokerCleaner checks that the broker's cleaner compacts a compacted
+// topic once it is dirty enough, on a fake clock, and leaves retention to
+// topics whose policy deletes.
+func TestBrokerCleaner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := Open(t.TempDir(), Options{SyncPolicy: SyncNone, CleanerBackoff: time.Second, RetentionCheckInterval: time.Second})
+		require.NoError(t, err)
+		defer b.Close()
+		topic, err := b.CreateTopic(ctx, "state", TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 1024, RetentionTime: time.Millisecond})
+		require.NoError(t, err)
+		p, _ := topic.Partition(0)
+		for i := 0; i < 60; i++ {
+			_, err := p.Append(Record{Key: []byte{byte('a' + i%3)}, Value: []byte{byte(i)}})
+			require.NoError(t, err)
+		}
+		require.Greater(t, p.log.Segments(), 2)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		s, err := p.Read(p.StartOffset(), 1<<20)
+		require.NoError(t, err)
+		n := 0
+		for off := p.StartOffset(); off < p.EndOffset(); {
+			s, err := p.Read(off, 1<<20)
+			require.NoError(t, err)
+			if len(s.Bytes) == 0 {
+				break
+			}
+			for range Records(s) {
+				n++
+			}
+			off = s.NextOffset
+			s.Release()
+		}
+		s.Release()
+		require.Less(t, n, 20, "compacted: only the active segment and one record per key remain")
+		require.Equal(t, int64(0), p.StartOffset(), "a compact-only topic is not deleted by retention")
 	})
 }

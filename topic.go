@@ -26,9 +26,17 @@ type TopicConfig struct {
 	SegmentBytes int64
 	// SegmentAge rolls a segment this old (segment.ms). Default 7 days.
 	SegmentAge time.Duration
-	// CleanupPolicy is "delete" (the default), the only policy until log
-	// compaction exists (cleanup.policy).
+	// CleanupPolicy is "delete" (the default: retention deletes old
+	// segments), "compact" (the latest record of each key is kept forever;
+	// see Log.Compact) or "compact,delete" (both) (cleanup.policy).
 	CleanupPolicy string
+	// DeleteRetention is how long a compacted topic keeps tombstones
+	// (delete.retention.ms). Default 24 hours.
+	DeleteRetention time.Duration
+	// MinCleanableDirtyRatio is the share of a compacted partition's closed
+	// bytes not yet compacted above which the cleaner compacts it
+	// (min.cleanable.dirty.ratio). Default 0.5.
+	MinCleanableDirtyRatio float64
 	// MaxMessageBytes is the largest record batch the topic accepts
 	// (max.message.bytes). Default Options.MaxMessageBytes, 1048588.
 	MaxMessageBytes int
@@ -38,6 +46,21 @@ type TopicConfig struct {
 	// TimestampType says which time records carry (message.timestamp.type):
 	// the producer's CreateTime (default) or the broker's LogAppendTime.
 	TimestampType TimestampType
+}
+
+// Cleanup policies (cleanup.policy).
+const (
+	CleanupDelete        = "delete"
+	CleanupCompact       = "compact"
+	CleanupCompactDelete = "compact,delete"
+)
+
+func (c *TopicConfig) compacted() bool {
+	return c.CleanupPolicy == CleanupCompact || c.CleanupPolicy == CleanupCompactDelete
+}
+
+func (c *TopicConfig) deletes() bool {
+	return c.CleanupPolicy == CleanupDelete || c.CleanupPolicy == CleanupCompactDelete
 }
 
 // TimestampType is Kafka's message.timestamp.type.
@@ -96,7 +119,13 @@ func (c TopicConfig) withDefaults(o *Options) TopicConfig {
 		c.SegmentAge = DefaultSegmentAge
 	}
 	if c.CleanupPolicy == "" {
-		c.CleanupPolicy = "delete"
+		c.CleanupPolicy = CleanupDelete
+	}
+	if c.DeleteRetention == 0 {
+		c.DeleteRetention = DefaultDeleteRetention
+	}
+	if c.MinCleanableDirtyRatio == 0 {
+		c.MinCleanableDirtyRatio = 0.5
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = o.MaxMessageBytes
@@ -124,8 +153,12 @@ func (c *TopicConfig) validate() error {
 		return bad("SegmentBytes", c.SegmentBytes, fmt.Sprintf("outside [1024, %d]", maxSegmentBytes))
 	case c.SegmentAge < time.Millisecond:
 		return bad("SegmentAge", c.SegmentAge, "below 1ms")
-	case c.CleanupPolicy != "delete":
-		return bad("CleanupPolicy", c.CleanupPolicy, `is not supported: only "delete" until log compaction exists`)
+	case c.CleanupPolicy != CleanupDelete && c.CleanupPolicy != CleanupCompact && c.CleanupPolicy != CleanupCompactDelete:
+		return bad("CleanupPolicy", c.CleanupPolicy, `must be "delete", "compact" or "compact,delete"`)
+	case c.DeleteRetention < -1:
+		return bad("DeleteRetention", c.DeleteRetention, "must be -1 or positive")
+	case c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1:
+		return bad("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio, "outside [0, 1]")
 	case c.MaxMessageBytes < 1024 || c.MaxMessageBytes > maxSegmentBytes:
 		return bad("MaxMessageBytes", c.MaxMessageBytes, fmt.Sprintf("outside [1024, %d]", maxSegmentBytes))
 	case c.MinInsyncReplicas < 1 || c.MinInsyncReplicas > int(c.ReplicationFactor):
