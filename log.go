@@ -151,6 +151,7 @@ type Log struct {
 	// cleanedTo is where the next compaction pass starts mapping keys:
 	// offsets below it were seen by a pass (cleaner.go).
 	cleanedTo int64
+	producers producers // idempotent producers' state (producerstate.go)
 
 	segs    atomic.Pointer[segmentList] // readers' snapshot; nil once closed
 	end     atomic.Int64                // offset the next record gets
@@ -256,6 +257,9 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 	if err := l.usableLocked(); err != nil {
 		return 0, 0, err
 	}
+	if dup, isDup, err := l.producers.check(h); err != nil || isDup {
+		return dup, dup + int64(h.LastOffsetDelta) + 1, err
+	}
 	base = l.end.Load()
 	if l.active.full(h, base, &l.cfg, time.Now()) {
 		if err := l.rollLocked(); err != nil {
@@ -270,6 +274,7 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 		return 0, 0, err
 	}
 	next = h.NextOffset()
+	l.producers.update(h)
 	seg.publish(seg.size.Load()+int64(len(b)), next)
 	l.end.Store(next)
 	if invariants.Enabled {
@@ -309,6 +314,10 @@ func (l *Log) rollLocked() error {
 	copy(next, cur)
 	l.segs.Store(&segmentList{segs: append(next, seg)})
 	l.active = seg
+	if err := l.saveProducersLocked(); err != nil {
+		l.err = fmt.Errorf("commitlog: roll %s: producer snapshot: %w", l.dir, err)
+		return l.err
+	}
 	if invariants.Enabled {
 		l.checkLocked(nil)
 	}
@@ -521,6 +530,7 @@ func (l *Log) Truncate(offset int64) (int64, error) {
 		s.release()
 	}
 	l.end.Store(newEnd)
+	l.producers.truncate(newEnd)
 	l.sync.truncated(newEnd)
 	if invariants.Enabled {
 		l.checkLocked(nil)
@@ -625,7 +635,9 @@ func (l *Log) Close() error {
 	if err == nil {
 		if err = l.active.seal(); err == nil {
 			l.sync.advance(l.end.Load())
-			err = writeCleanMarker(l.fs, l.dir)
+			if err = l.saveProducersLocked(); err == nil {
+				err = writeCleanMarker(l.fs, l.dir)
+			}
 		}
 	}
 	segs := l.segs.Load()

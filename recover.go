@@ -95,6 +95,9 @@ func openLog(fs vfs.FS, dir string, cfg LogConfig) (*Log, error) {
 		}
 		segs = append(segs, seg)
 	}
+	if err := l.loadProducers(segs); err != nil {
+		return fail(err)
+	}
 	active := segs[len(segs)-1]
 	if err := active.log.Sync(); err != nil {
 		return fail(err)
