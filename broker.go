@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,10 @@ const (
 	lockFile    = ".lock"
 	metaFile    = "meta"
 	topicsFile  = "topics.json"
+	// producerIDsFile holds the end of the last block of producer ids
+	// handed out, so that ids stay unique across restarts.
+	producerIDsFile  = "producer-ids"
+	producerIDsBlock = 1000
 	metaVersion = 1
 	// deleteSuffix marks a partition directory being deleted.
 	deleteSuffix = ".deleting"
@@ -121,6 +126,10 @@ type Broker struct {
 	topics  map[string]*Topic
 	clients map[client]struct{}
 	closed  bool
+
+	pidMu    sync.Mutex // guards the producer id block
+	pidNext  int64      // next producer id to hand out
+	pidLimit int64      // end of the block persisted in producerIDsFile
 
 	done chan struct{} // closed by Close: stops background goroutines
 	wg   sync.WaitGroup
@@ -218,6 +227,9 @@ func (b *Broker) load() error {
 			}
 		}
 	}
+	if err := b.loadProducerIDs(); err != nil {
+		return err
+	}
 	for _, r := range records {
 		t, err := b.openTopic(r.Name, r.Config)
 		if err != nil {
@@ -290,6 +302,46 @@ func (b *Broker) removeDir(dir string) error {
 		return err
 	}
 	return b.fs.SyncDir(filepath.Dir(dir))
+}
+
+// InitProducerID hands out a new idempotent producer id, with epoch 0
+// (Kafka's InitProducerId without a transactional id). Ids are unique for
+// the life of the data directory: blocks of them are reserved durably
+// before use.
+func (b *Broker) InitProducerID(ctx context.Context) (id int64, epoch int16, err error) {
+	if err := ctx.Err(); err != nil {
+		return -1, -1, err
+	}
+	b.pidMu.Lock()
+	defer b.pidMu.Unlock()
+	if b.pidNext >= b.pidLimit {
+		limit := b.pidNext + producerIDsBlock
+		data := []byte(strconv.FormatInt(limit, 10))
+		if err := vfs.WriteFileAtomic(b.fs, filepath.Join(b.dir, producerIDsFile), data, 0o644); err != nil {
+			return -1, -1, fmt.Errorf("commitlog: allocate producer ids: %w", err)
+		}
+		b.pidLimit = limit
+	}
+	id = b.pidNext
+	b.pidNext++
+	return id, 0, nil
+}
+
+// loadProducerIDs reads where the next block of producer ids starts.
+func (b *Broker) loadProducerIDs() error {
+	data, err := os.ReadFile(filepath.Join(b.dir, producerIDsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%w: %s holds %q", ErrCorruptLog, producerIDsFile, data)
+	}
+	b.pidNext, b.pidLimit = n, n
+	return nil
 }
 
 // Dir returns the broker's data directory.

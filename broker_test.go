@@ -236,3 +236,24 @@ func TestBrokerCleaner(t *testing.T) {
 		require.Equal(t, int64(0), p.StartOffset(), "a compact-only topic is not deleted by retention")
 	})
 }
+
+func TestBrokerInitProducerID(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	seen := map[int64]bool{}
+	for round := 0; round < 3; round++ {
+		b, err := Open(dir, Options{SyncPolicy: SyncNone})
+		require.NoError(t, err)
+		for i := 0; i < 5; i++ {
+			id, epoch, err := b.InitProducerID(ctx)
+			require.NoError(t, err)
+			require.Zero(t, epoch)
+			require.False(t, seen[id], "id %d handed out twice", id)
+			seen[id] = true
+		}
+		require.NoError(t, b.Close())
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, producerIDsFile), []byte("junk"), 0o644))
+	_, err := Open(dir, Options{})
+	require.ErrorIs(t, err, ErrCorruptLog)
+}
