@@ -99,14 +99,14 @@ func (o *Options) validate() error {
 
 // Files of a broker's directory besides the partition directories.
 const (
-	lockFile    = ".lock"
-	metaFile    = "meta"
-	topicsFile  = "topics.json"
+	lockFile   = ".lock"
+	metaFile   = "meta"
+	topicsFile = "topics.json"
 	// producerIDsFile holds the end of the last block of producer ids
 	// handed out, so that ids stay unique across restarts.
 	producerIDsFile  = "producer-ids"
 	producerIDsBlock = 1000
-	metaVersion = 1
+	metaVersion      = 1
 	// deleteSuffix marks a partition directory being deleted.
 	deleteSuffix = ".deleting"
 )
