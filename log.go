@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/streamkit/commitlog/internal/batch"
 	"github.com/streamkit/commitlog/internal/invariants"
 	"github.com/streamkit/commitlog/internal/vfs"
+	"github.com/streamkit/commitlog/zerocopy"
 )
 
 // LogConfig configures one partition's log. The zero value is usable: every
@@ -362,6 +364,26 @@ func (s *Slice) Release() {
 		s.seg = nil
 	}
 	s.Bytes = nil
+}
+
+// WriteTo writes the slice's bytes to w: with sendfile(2) straight from
+// the segment file when w is a socket on Linux (zero-copy), else with a
+// copy from the mapping (TLS connections, buffered writers, other
+// platforms). It makes Slice an io.WriterTo.
+func (s *Slice) WriteTo(w io.Writer) (int64, error) {
+	if len(s.Bytes) == 0 {
+		return 0, nil
+	}
+	if s.seg != nil {
+		if src, err := s.seg.log.SyscallConn(); err == nil {
+			n, handled, err := zerocopy.SendFile(w, src, s.Position, int64(len(s.Bytes)))
+			if handled {
+				return n, err
+			}
+		}
+	}
+	n, err := w.Write(s.Bytes)
+	return int64(n), err
 }
 
 // Read returns whole batches starting with the one that holds offset (so

@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // FS is the set of file-system operations the storage engine uses.
@@ -75,6 +76,10 @@ type File interface {
 	// mapping itself is closed. On platforms without mmap the error wraps
 	// ErrMmapUnsupported.
 	Map(size int) (Mapping, error)
+	// SyscallConn gives access to the file descriptor, for sendfile(2)
+	// with an explicit offset; as *os.File's, it keeps the descriptor open
+	// while in use.
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // Mapping is a read-only memory mapping of a file.
@@ -166,6 +171,7 @@ func (f *osFile) ReadAt(p []byte, off int64) (int, error)  { return f.f.ReadAt(p
 func (f *osFile) WriteAt(p []byte, off int64) (int, error) { return f.f.WriteAt(p, off) }
 func (f *osFile) Close() error                             { return f.f.Close() }
 func (f *osFile) Name() string                             { return f.f.Name() }
+func (f *osFile) SyscallConn() (syscall.RawConn, error)    { return f.f.SyscallConn() }
 func (f *osFile) Sync() error                              { return datasync(f.f) }
 func (f *osFile) Truncate(size int64) error                { return f.f.Truncate(size) }
 func (f *osFile) Stat() (os.FileInfo, error)               { return f.f.Stat() }

@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/streamkit/commitlog/internal/vfs"
 )
@@ -393,6 +394,10 @@ type errFile struct {
 }
 
 func (f *errFile) Name() string { return f.base.Name() }
+
+// SyscallConn is not an operation the injector sees: it only hands out the
+// descriptor.
+func (f *errFile) SyscallConn() (syscall.RawConn, error) { return f.base.SyscallConn() }
 
 func (f *errFile) ReadAt(p []byte, off int64) (int, error) {
 	if err := f.fs.check(OpReadAt, f.name); err != nil {
