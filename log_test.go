@@ -3,10 +3,10 @@ package commitlog
 import (
 	"bytes"
 	"context"
-	"io"
-	"net"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"

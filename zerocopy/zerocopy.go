@@ -27,4 +27,3 @@ func SendFile(dst io.Writer, src syscall.RawConn, off, n int64) (written int64, 
 	}
 	return sendfile(out, src, off, n)
 }
-
