@@ -411,10 +411,14 @@ func (l *Log) Read(offset int64, maxBytes int) (Slice, error) {
 				retry = true
 				break
 			}
-			if s, ok := seg.read(offset, maxBytes); ok {
+			s, ok, err := seg.read(offset, end, maxBytes)
+			if ok {
 				return s, nil
 			}
 			seg.release()
+			if err != nil {
+				return Slice{}, err
+			}
 		}
 		if !retry {
 			// The log was truncated below offset after end was loaded.
@@ -470,9 +474,9 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 
 // offsetForTime looks for the first record at or after ts in one segment.
 func (s *segment) offsetForTime(ts int64) (int64, bool, error) {
-	pos, ok := s.find(s.timeIndex.lookup(ts))
-	if !ok {
-		return 0, false, nil
+	pos, ok, err := s.find(s.timeIndex.lookup(ts))
+	if !ok || err != nil {
+		return 0, false, err
 	}
 	data := s.data()
 	var it batch.Iter

@@ -363,3 +363,39 @@ func TestSliceWriteTo(t *testing.T) {
 	require.NoError(t, c.Close())
 	require.Equal(t, s.Bytes, <-got)
 }
+
+// TestReadStopsAtEndSeen checks that Read never returns a batch at or past
+// the end offset it loaded, even when the writer has already published
+// that batch in the segment (the moment between the two stores).
+func TestReadStopsAtEndSeen(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), LogConfig{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	defer l.Close()
+	appendN(t, l, batch.CodecNone, 10, 5, 0)
+	l.end.Store(5) // as if the second batch were published but end not yet moved
+	s, err := l.Read(0, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), s.NextOffset)
+	h, err := batch.Check(s.Bytes, len(s.Bytes))
+	require.NoError(t, err)
+	require.Equal(t, h.Size(), len(s.Bytes), "only the first batch")
+	s.Release()
+	l.end.Store(10)
+}
+
+// TestReadCorruptHeader checks that a damaged batch header inside
+// published data is reported, not skipped.
+func TestReadCorruptHeader(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), LogConfig{SyncPolicy: SyncNone})
+	require.NoError(t, err)
+	defer l.Close()
+	appendN(t, l, batch.CodecNone, 10, 5, 0)
+	s, err := l.Read(5, 1)
+	require.NoError(t, err)
+	pos := s.Position
+	s.Release()
+	_, err = l.active.log.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, pos+batch.OffsetLength)
+	require.NoError(t, err)
+	_, err = l.Read(5, 1<<20)
+	require.ErrorIs(t, err, ErrCorruptLog)
+}

@@ -255,7 +255,10 @@ func (s *segment) loadFirstTimestamp() {
 // with zeros and synced, so that neither readers nor a later recovery can
 // take them for records.
 func (s *segment) truncate(offset int64) (int64, error) {
-	pos, ok := s.find(offset)
+	pos, ok, err := s.find(offset)
+	if err != nil {
+		return 0, err
+	}
 	if !ok {
 		return s.next.Load(), nil
 	}

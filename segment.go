@@ -214,45 +214,53 @@ func (s *segment) publish(size, next int64) {
 
 // find returns the position of the batch holding offset, or of the first
 // batch after it (offsets may have gaps), within the published data; ok is
-// false when the segment has no batch at or after offset.
-func (s *segment) find(offset int64) (pos int64, ok bool) {
+// false when the segment has no batch at or after offset. A header that
+// does not parse inside published data is corruption, reported as an
+// error wrapping ErrCorruptLog rather than skipped.
+func (s *segment) find(offset int64) (pos int64, ok bool, err error) {
 	data := s.data()
 	pos = s.index.lookup(offset)
 	for pos < int64(len(data)) {
 		h, err := batch.ReadHeader(data[pos:])
 		if err != nil {
-			return 0, false
+			return 0, false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptLog, s.path(layout.KindLog), pos, err)
 		}
 		if h.NextOffset() > offset {
-			return pos, true
+			return pos, true, nil
 		}
 		pos += int64(h.Size())
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // read returns whole batches from the one holding offset, at most maxBytes
-// of them but always at least one. The caller holds a reference.
-func (s *segment) read(offset int64, maxBytes int) (Slice, bool) {
-	pos, ok := s.find(offset)
-	if !ok {
-		return Slice{}, false
+// of them but always at least one, and none whose base offset reaches
+// limit (the end offset the reader saw: a batch being published may be in
+// the segment before the log's end moves past it). The caller holds a
+// reference.
+func (s *segment) read(offset, limit int64, maxBytes int) (Slice, bool, error) {
+	pos, ok, err := s.find(offset)
+	if !ok || err != nil {
+		return Slice{}, false, err
 	}
 	data := s.data()
 	end, next := pos, offset
 	for end < int64(len(data)) {
 		h, err := batch.ReadHeader(data[end:])
 		if err != nil {
-			break
+			return Slice{}, false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptLog, s.path(layout.KindLog), end, err)
 		}
 		n := int64(h.Size())
-		if end > pos && end+n-pos > int64(maxBytes) {
+		if h.BaseOffset >= limit || end > pos && end+n-pos > int64(maxBytes) {
 			break
 		}
 		end += n
 		next = h.NextOffset()
 	}
-	return Slice{Bytes: data[pos:end], Position: pos, NextOffset: next, seg: s}, true
+	if end == pos {
+		return Slice{}, false, nil
+	}
+	return Slice{Bytes: data[pos:end], Position: pos, NextOffset: next, seg: s}, true, nil
 }
 
 // seal prepares a segment that stops being active: the time index gets its
