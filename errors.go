@@ -67,3 +67,11 @@ var (
 	// the message names the field.
 	ErrInvalidConfig = errors.New("commitlog: invalid configuration")
 )
+
+// Producer errors.
+var (
+	// ErrBufferFull is returned by a Producer configured with FailWhenFull
+	// when its buffer (MaxBufferedBytes) has no room for a record. Nothing
+	// is buffered.
+	ErrBufferFull = errors.New("commitlog: producer buffer full")
+)

@@ -41,12 +41,32 @@ func (p *Partition) Append(records ...Record) (int64, error) {
 // SyncGroupCommit. Errors: ErrRecordTooLarge past the topic's
 // MaxMessageBytes, ErrCorruptBatch, ErrClosed, or a sticky I/O error.
 func (p *Partition) AppendBatch(b []byte) (int64, error) {
-	if p.topic.cfg.TimestampType == LogAppendTime {
-		if _, err := batch.Check(b, p.log.cfg.MaxBatchBytes); err == nil {
-			batch.SetLogAppendTime(b, time.Now().UnixMilli())
+	base, next, _, err := p.write(b)
+	if err != nil {
+		return -1, err
+	}
+	if p.log.cfg.SyncPolicy == SyncGroupCommit {
+		if err := p.log.WaitDurable(context.Background(), next); err != nil {
+			return -1, err
 		}
 	}
-	return p.log.Append(b)
+	return base, nil
+}
+
+// write is AppendBatch without the wait for durability, for callers that
+// share one wait across several partitions' batches. It returns the base
+// offset, the new end offset, and the append time stamped on a
+// LogAppendTime topic (-1 otherwise).
+func (p *Partition) write(b []byte) (base, next, appendTime int64, err error) {
+	appendTime = -1
+	if p.topic.cfg.TimestampType == LogAppendTime {
+		if _, err := batch.Check(b, p.log.cfg.MaxBatchBytes); err == nil {
+			appendTime = time.Now().UnixMilli()
+			batch.SetLogAppendTime(b, appendTime)
+		}
+	}
+	base, next, err = p.log.write(b)
+	return base, next, appendTime, err
 }
 
 // Read returns whole record batches from the one holding offset, at most
