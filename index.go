@@ -42,8 +42,9 @@ type indexFile struct {
 	f         vfs.File
 	m         vfs.Mapping // nil when the mapping would be empty
 	entrySize int
-	max       int          // capacity in entries (the mapping's size / entrySize)
-	n         atomic.Int64 // entries published to readers
+	max       int                      // capacity in entries (the mapping's size / entrySize)
+	n         atomic.Int64             // entries published to readers
+	scratch   [timeIndexEntrySize]byte // the writer's entry buffer: no allocation per entry
 }
 
 // openIndexFile opens (creating if asked) an index file and maps space for
@@ -116,9 +117,26 @@ func (ix *indexFile) truncate(n int) error {
 		return nil
 	}
 	ix.n.Store(int64(n))
-	zeros := make([]byte, (old-n)*ix.entrySize)
-	_, err := ix.f.WriteAt(zeros, int64(n*ix.entrySize))
-	return err
+	return writeZeros(ix.f, int64(n*ix.entrySize), int64((old-n)*ix.entrySize))
+}
+
+// zeroChunk is what writeZeros writes at a time.
+var zeroChunk [64 << 10]byte
+
+// writeZeros overwrites [off, off+n) of f with zeros, a bounded chunk at a
+// time.
+func writeZeros(f interface {
+	WriteAt([]byte, int64) (int, error)
+}, off, n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(zeroChunk)))
+		if _, err := f.WriteAt(zeroChunk[:k], off); err != nil {
+			return err
+		}
+		off += k
+		n -= k
+	}
+	return nil
 }
 
 // reset forgets every entry without touching the file; the caller rewrites
@@ -152,10 +170,10 @@ func (x offsetIndex) at(i int) (rel uint32, pos uint32) {
 }
 
 func (x offsetIndex) add(offset int64, pos int64) error {
-	var e [offsetIndexEntrySize]byte
-	binary.BigEndian.PutUint32(e[:], uint32(offset-x.base))
+	e := x.scratch[:offsetIndexEntrySize]
+	binary.BigEndian.PutUint32(e, uint32(offset-x.base))
 	binary.BigEndian.PutUint32(e[4:], uint32(pos))
-	return x.appendEntry(e[:])
+	return x.appendEntry(e)
 }
 
 // lookup returns the position of the last indexed batch whose base offset is
@@ -236,10 +254,10 @@ func (x timeIndex) add(ts int64, offset int64) error {
 	if lastTs, _, ok := x.last(); ok && ts <= lastTs {
 		return nil
 	}
-	var e [timeIndexEntrySize]byte
-	binary.BigEndian.PutUint64(e[:], uint64(ts))
+	e := x.scratch[:timeIndexEntrySize]
+	binary.BigEndian.PutUint64(e, uint64(ts))
 	binary.BigEndian.PutUint32(e[8:], uint32(offset-x.base))
-	return x.appendEntry(e[:])
+	return x.appendEntry(e)
 }
 
 // lookup returns the offset of the last entry whose timestamp is below ts,

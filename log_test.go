@@ -399,3 +399,31 @@ func TestReadCorruptHeader(t *testing.T) {
 	_, err = l.Read(5, 1<<20)
 	require.ErrorIs(t, err, ErrCorruptLog)
 }
+
+// TestAppendAllocs checks that appending pre-built batches allocates
+// nothing, index entries included (an entry buffer once escaped per
+// append), and that truncating a large range does not allocate it.
+func TestAppendAllocs(t *testing.T) {
+	if builtWithRace() {
+		t.Skip("the race detector allocates")
+	}
+	l, err := OpenLog(t.TempDir(), LogConfig{SyncPolicy: SyncNone, IndexIntervalBytes: 1})
+	require.NoError(t, err)
+	defer l.Close()
+	b := makeBatch(t, batch.CodecNone, 0, 10, 0)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := l.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Zero(t, allocs)
+	require.Greater(t, l.active.index.len(), 100)
+
+	appendN(t, l, batch.CodecNone, 20000, 100, 0)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = l.Truncate(100)
+	require.NoError(t, err)
+	runtime.ReadMemStats(&after)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(l.active.extent/2), "zeros are written from a bounded buffer")
+}

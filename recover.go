@@ -269,7 +269,7 @@ func (s *segment) truncate(offset int64) (int64, error) {
 	size := s.size.Load()
 	newEnd := h.BaseOffset
 	s.publish(pos, newEnd)
-	if _, err := s.log.WriteAt(make([]byte, size-pos), pos); err != nil {
+	if err := writeZeros(s.log, pos, size-pos); err != nil {
 		return 0, err
 	}
 	if err := errors.Join(s.index.truncateToPosition(pos), s.timeIndex.truncateToOffset(newEnd)); err != nil {

@@ -246,6 +246,9 @@ func (s *segment) read(offset, limit int64, maxBytes int) (Slice, bool, error) {
 	data := s.data()
 	end, next := pos, offset
 	for end < int64(len(data)) {
+		if end > pos && end+batch.HeaderSize-pos > int64(maxBytes) {
+			break // not even the next header fits: do not touch it
+		}
 		h, err := batch.ReadHeader(data[end:])
 		if err != nil {
 			return Slice{}, false, fmt.Errorf("%w: %s at %d: %w", ErrCorruptLog, s.path(layout.KindLog), end, err)
