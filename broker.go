@@ -2,6 +2,8 @@ package commitlog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,10 +119,11 @@ const (
 //
 // Lock order: Broker.mu before any Log's mutex.
 type Broker struct {
-	dir  string
-	opts Options
-	fs   vfs.FS
-	lock io.Closer
+	dir       string
+	opts      Options
+	fs        vfs.FS
+	lock      io.Closer
+	clusterID string
 
 	mu      sync.RWMutex // guards topics, clients and closed
 	topics  map[string]*Topic
@@ -185,20 +188,8 @@ type topicRecord struct {
 // load checks the meta file, finishes interrupted deletions and opens the
 // topics listed in topics.json.
 func (b *Broker) load() error {
-	meta, err := os.ReadFile(filepath.Join(b.dir, metaFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		data, _ := json.Marshal(map[string]int{"version": metaVersion})
-		if err := vfs.WriteFileAtomic(b.fs, filepath.Join(b.dir, metaFile), data, 0o644); err != nil {
-			return err
-		}
-	case err != nil:
+	if err := b.loadMeta(); err != nil {
 		return err
-	default:
-		var m struct{ Version int }
-		if err := json.Unmarshal(meta, &m); err != nil || m.Version != metaVersion {
-			return fmt.Errorf("%w: meta file %q: want format version %d", ErrCorruptLog, meta, metaVersion)
-		}
 	}
 	var records []topicRecord
 	if data, err := os.ReadFile(filepath.Join(b.dir, topicsFile)); err == nil {
@@ -671,4 +662,73 @@ func (b *Broker) closeTopics() error {
 		errs = append(errs, closePartitions(t.Partitions()))
 	}
 	return errors.Join(errs...)
+}
+
+// brokerMeta is the meta file: the directory's format version and the
+// cluster id, made once when the directory is created.
+type brokerMeta struct {
+	Version   int    `json:"version"`
+	ClusterID string `json:"cluster_id"`
+}
+
+// loadMeta reads the meta file, creating it in a new directory. A meta file
+// of another format version is refused.
+func (b *Broker) loadMeta() error {
+	name := filepath.Join(b.dir, metaFile)
+	data, err := os.ReadFile(name)
+	var m brokerMeta
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m = brokerMeta{Version: metaVersion}
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(data, &m); err != nil || m.Version != metaVersion {
+			return fmt.Errorf("%w: meta file %q: want format version %d", ErrCorruptLog, data, metaVersion)
+		}
+	}
+	if m.ClusterID == "" {
+		var id [16]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return err
+		}
+		// Kafka's cluster ids are 16 random bytes in unpadded URL base64.
+		m.ClusterID = base64.RawURLEncoding.EncodeToString(id[:])
+		data, _ := json.Marshal(m)
+		if err := vfs.WriteFileAtomic(b.fs, name, data, 0o644); err != nil {
+			return err
+		}
+	}
+	b.clusterID = m.ClusterID
+	return nil
+}
+
+// ClusterID returns the id of the cluster this broker's directory belongs
+// to: 22 characters, made when the directory was created and kept in its
+// meta file, as Kafka's cluster.id.
+func (b *Broker) ClusterID() string { return b.clusterID }
+
+// Options returns the broker's options, with defaults filled in.
+func (b *Broker) Options() Options { return b.opts }
+
+// ValidateTopic checks a topic name and configuration as CreateTopic would,
+// without creating anything, and returns the configuration with defaults
+// filled in (Kafka's validate-only CreateTopics).
+func (b *Broker) ValidateTopic(name string, cfg TopicConfig) (TopicConfig, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return TopicConfig{}, err
+	}
+	cfg = cfg.withDefaults(&b.opts)
+	if err := cfg.validate(); err != nil {
+		return TopicConfig{}, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return TopicConfig{}, ErrClosed
+	}
+	if _, ok := b.topics[name]; ok {
+		return TopicConfig{}, fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	return cfg, nil
 }

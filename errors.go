@@ -30,7 +30,8 @@ var (
 	// example a damaged segment that is not the last one).
 	ErrCorruptLog = errors.New("commitlog: corrupt log files")
 
-	// ErrLocked is returned by Open when another process holds the directory.
+	// ErrLocked is returned by Open when another broker, in this process or
+	// another, holds the directory.
 	ErrLocked = errors.New("commitlog: directory locked by another process")
 )
 

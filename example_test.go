@@ -1,6 +1,7 @@
 package commitlog_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -18,8 +19,299 @@ import (
 	"github.com/streamkit/commitlog"
 )
 
-// This example is the README's quickstart: TestREADMEQuickstart keeps the
-// two identical.
+// readmeExample is the example that README.md shows as its quickstart;
+// TestREADMEQuickstart keeps the two identical.
+const readmeExample = "ExampleOpen"
+
+// A broker in the process: a topic of three partitions, a producer and a
+// consumer. This example is the README's quickstart.
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "commitlog-quickstart-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	ctx := context.Background()
+
+	// The broker keeps its topics in dir. The zero Options are Kafka's
+	// defaults, with group commit: a record is acknowledged once on disk.
+	b, err := commitlog.Open(dir, commitlog.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := b.CreateTopic(ctx, "orders", commitlog.TopicConfig{Partitions: 3}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Records with the same key go to the same partition (Kafka's murmur2
+	// hash), so each order's events stay in order.
+	p, err := b.NewProducer(commitlog.ProducerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range [][2]string{{"order-1", "created"}, {"order-2", "created"}, {"order-1", "paid"}} {
+		rec, err := p.Send(ctx, commitlog.Record{Topic: "orders", Key: []byte(e[0]), Value: []byte(e[1])})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("sent %s %s to partition %d at offset %d\n", rec.Key, rec.Value, rec.Partition, rec.Offset)
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// A consumer of every partition, from the start. Poll waits for
+	// records; what it returns is valid until the next Poll.
+	c, err := b.NewConsumer(commitlog.ConsumerConfig{Topics: []string{"orders"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	recs, err := c.Poll(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range recs {
+		fmt.Printf("got %s-%d@%d %s %s\n", r.Topic, r.Partition, r.Offset, r.Key, r.Value)
+	}
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	if err := b.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// sent order-1 created to partition 1 at offset 0
+	// sent order-2 created to partition 0 at offset 0
+	// sent order-1 paid to partition 1 at offset 1
+	// got orders-0@0 order-2 created
+	// got orders-1@0 order-1 created
+	// got orders-1@1 order-1 paid
+}
+
+// SendAsync buffers a record and returns at once. Its callback runs once
+// the record is written, or has failed, on the producer's goroutine, in
+// send order per partition; Flush and Close wait for the callbacks.
+func ExampleProducer_SendAsync() {
+	dir, err := os.MkdirTemp("", "commitlog-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	ctx := context.Background()
+	b, err := commitlog.Open(dir, commitlog.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := b.CreateTopic(ctx, "events", commitlog.TopicConfig{}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Linger (linger.ms) lets records gather into one batch, which is
+	// compressed as a whole and costs one write and one fsync.
+	p, err := b.NewProducer(commitlog.ProducerConfig{Linger: 5 * time.Millisecond, Compression: commitlog.CompressionZstd})
+	if err != nil {
+		log.Fatal(err)
+	}
+	done := func(r commitlog.Record, err error) {
+		if err != nil {
+			fmt.Println("failed:", err)
+			return
+		}
+		fmt.Printf("written: %s-%d@%d %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		p.SendAsync(commitlog.Record{Topic: "events", Value: []byte(v)}, done)
+	}
+	if err := p.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("flushed")
+
+	// Errors go to the callback too: there is no topic "typo", and the
+	// broker does not create topics on first use unless
+	// Options.AutoCreateTopics says so.
+	p.SendAsync(commitlog.Record{Topic: "typo", Value: []byte("d")}, func(_ commitlog.Record, err error) {
+		fmt.Println(errors.Is(err, commitlog.ErrUnknownTopic), err)
+	})
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// written: events-0@0 a
+	// written: events-0@1 b
+	// written: events-0@2 c
+	// flushed
+	// true commitlog: unknown topic: typo
+}
+
+// Records ranges over successive Polls. A record is valid only until the
+// loop moves on: Clone what you keep. Here the consumer is assigned one
+// partition (Kafka's assign) and starts where Seek puts it.
+func ExampleConsumer_Records() {
+	dir, err := os.MkdirTemp("", "commitlog-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	ctx := context.Background()
+	// SyncNone: this example does not need its records to survive a
+	// machine crash, so it skips the fsyncs.
+	b, err := commitlog.Open(dir, commitlog.Options{SyncPolicy: commitlog.SyncNone})
+	if err != nil {
+		log.Fatal(err)
+	}
+	t, err := b.CreateTopic(ctx, "clicks", commitlog.TopicConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := b.NewProducer(commitlog.ProducerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := p.Send(ctx, commitlog.Record{Topic: "clicks", Value: fmt.Appendf(nil, "click %d", i)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	c, err := b.NewConsumer(commitlog.ConsumerConfig{Partitions: map[string][]int32{"clicks": {0}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Seek("clicks", 0, 2); err != nil {
+		log.Fatal(err)
+	}
+	part, err := t.Partition(0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	last := part.EndOffset() - 1
+	var kept []commitlog.Record
+	for r, err := range c.Records(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		kept = append(kept, r.Clone()) // r's bytes are reused once the loop moves on
+		if r.Offset == last {
+			break // caught up; without the break, Records waits for more
+		}
+	}
+	for _, r := range kept {
+		fmt.Printf("%d %s\n", r.Offset, r.Value)
+	}
+	pos, err := c.Position("clicks", 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("position:", pos)
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 2 click 2
+	// 3 click 3
+	// 4 click 4
+	// position: 5
+}
+
+// A compacted topic (cleanup.policy=compact) keeps the latest record of
+// each key: a table of balances kept as a stream of updates. The cleaner
+// compacts in the background; CompactTopics(true) runs it now. It works on
+// closed segments only, so this topic has tiny ones (segment.bytes), and
+// the records of the active segment are all still there.
+func ExampleBroker_CreateTopic() {
+	dir, err := os.MkdirTemp("", "commitlog-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	ctx := context.Background()
+	b, err := commitlog.Open(dir, commitlog.Options{SyncPolicy: commitlog.SyncNone})
+	if err != nil {
+		log.Fatal(err)
+	}
+	t, err := b.CreateTopic(ctx, "balances", commitlog.TopicConfig{
+		CleanupPolicy: commitlog.CleanupCompact,
+		SegmentBytes:  1024,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := b.NewProducer(commitlog.ProducerConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	accounts := []string{"alice", "bob", "carol"}
+	for i := 1; i <= 30; i++ {
+		r := commitlog.Record{Topic: "balances", Key: []byte(accounts[i%3]), Value: fmt.Appendf(nil, "%d", 10*i)}
+		if _, err := p.Send(ctx, r); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// A null value is a tombstone: it deletes bob, and is itself removed
+	// once older than DeleteRetention (delete.retention.ms, 24 hours).
+	if _, err := p.Send(ctx, commitlog.Record{Topic: "balances", Key: []byte("bob")}); err != nil {
+		log.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	stats, err := b.CompactTopics(true)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("records removed:", stats.RecordsRemoved)
+	d := t.Describe().Partitions[0]
+	fmt.Printf("offsets [%d, %d) in %d segments\n", d.StartOffset, d.EndOffset, d.Segments)
+
+	c, err := b.NewConsumer(commitlog.ConsumerConfig{Topics: []string{"balances"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	recs, err := c.Poll(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Value == nil {
+			fmt.Printf("%d %s deleted\n", r.Offset, r.Key)
+		} else {
+			fmt.Printf("%d %s %s\n", r.Offset, r.Key, r.Value)
+		}
+	}
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// records removed: 23
+	// offsets [0, 31) in 3 segments
+	// 23 alice 240
+	// 24 bob 250
+	// 25 carol 260
+	// 26 alice 270
+	// 27 bob 280
+	// 28 carol 290
+	// 29 alice 300
+	// 30 bob deleted
+}
+
+// The storage engine alone: one partition's log, without a broker.
+// AppendRecords encodes records into one batch, compressed as a whole, and
+// appends it; Read returns whole batches and Records decodes them.
 func ExampleLog_AppendRecords() {
 	dir, err := os.MkdirTemp("", "commitlog-quickstart-")
 	if err != nil {
@@ -204,9 +496,10 @@ func ExampleAppendBatch() {
 	// 1 2026-01-02T03:04:06.678Z user-7 true
 }
 
-// TestREADMEQuickstart checks that the README's quickstart program is
-// ExampleLog_AppendRecords, which runs (and whose output is checked) with
-// the tests, and that it imports exactly the packages its body uses.
+// TestREADMEQuickstart checks that the README's quickstart program (its
+// first ```go block) is ExampleOpen, which runs (and whose output is
+// checked) with the tests, and that it imports exactly the packages its
+// body uses.
 func TestREADMEQuickstart(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
@@ -237,12 +530,12 @@ func TestREADMEQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exampleBody := funcBody(t, fset, string(exampleSrc), example, "ExampleLog_AppendRecords")
+	exampleBody := funcBody(t, fset, string(exampleSrc), example, readmeExample)
 	if i := strings.Index(exampleBody, "\t// Output:"); i >= 0 {
 		exampleBody = exampleBody[:i]
 	}
 	if strings.TrimSpace(mainBody) != strings.TrimSpace(exampleBody) {
-		t.Errorf("README.md quickstart differs from ExampleLog_AppendRecords; make them identical.\nREADME:\n%s\nExample:\n%s", mainBody, exampleBody)
+		t.Errorf("README.md quickstart differs from %s; make them identical.\nREADME:\n%s\nExample:\n%s", readmeExample, mainBody, exampleBody)
 	}
 
 	var imported []string

@@ -113,19 +113,19 @@ func (c LogConfig) withDefaults() LogConfig {
 func (c *LogConfig) validate() error {
 	switch {
 	case c.SegmentBytes < batch.HeaderSize || c.SegmentBytes > maxSegmentBytes:
-		return fmt.Errorf("commitlog: LogConfig.SegmentBytes %d outside [%d, %d]", c.SegmentBytes, batch.HeaderSize, maxSegmentBytes)
+		return fmt.Errorf("%w: LogConfig.SegmentBytes %d outside [%d, %d]", ErrInvalidConfig, c.SegmentBytes, batch.HeaderSize, maxSegmentBytes)
 	case c.SegmentAge < 0:
-		return fmt.Errorf("commitlog: LogConfig.SegmentAge %v is negative", c.SegmentAge)
+		return fmt.Errorf("%w: LogConfig.SegmentAge %v is negative", ErrInvalidConfig, c.SegmentAge)
 	case c.IndexIntervalBytes < 0:
-		return fmt.Errorf("commitlog: LogConfig.IndexIntervalBytes %d is negative", c.IndexIntervalBytes)
+		return fmt.Errorf("%w: LogConfig.IndexIntervalBytes %d is negative", ErrInvalidConfig, c.IndexIntervalBytes)
 	case c.IndexMaxBytes < timeIndexEntrySize:
-		return fmt.Errorf("commitlog: LogConfig.IndexMaxBytes %d below %d", c.IndexMaxBytes, timeIndexEntrySize)
+		return fmt.Errorf("%w: LogConfig.IndexMaxBytes %d below %d", ErrInvalidConfig, c.IndexMaxBytes, timeIndexEntrySize)
 	case c.MaxBatchBytes < batch.HeaderSize || c.MaxBatchBytes > maxSegmentBytes:
-		return fmt.Errorf("commitlog: LogConfig.MaxBatchBytes %d outside [%d, %d]", c.MaxBatchBytes, batch.HeaderSize, maxSegmentBytes)
+		return fmt.Errorf("%w: LogConfig.MaxBatchBytes %d outside [%d, %d]", ErrInvalidConfig, c.MaxBatchBytes, batch.HeaderSize, maxSegmentBytes)
 	case c.SyncPolicy < SyncGroupCommit || c.SyncPolicy > SyncNone:
-		return fmt.Errorf("commitlog: LogConfig.SyncPolicy %v unknown", c.SyncPolicy)
+		return fmt.Errorf("%w: LogConfig.SyncPolicy %v unknown", ErrInvalidConfig, c.SyncPolicy)
 	case c.SyncInterval < 0:
-		return fmt.Errorf("commitlog: LogConfig.SyncInterval %v is negative", c.SyncInterval)
+		return fmt.Errorf("%w: LogConfig.SyncInterval %v is negative", ErrInvalidConfig, c.SyncInterval)
 	}
 	return nil
 }
@@ -154,6 +154,9 @@ type Log struct {
 	// offsets below it were seen by a pass (cleaner.go).
 	cleanedTo int64
 	producers producers // idempotent producers' state (producerstate.go)
+	// leaderEpoch is stamped on every appended batch (Kafka's
+	// partitionLeaderEpoch): 0 until replication elects leaders.
+	leaderEpoch int32
 
 	segs    atomic.Pointer[segmentList] // readers' snapshot; nil once closed
 	end     atomic.Int64                // offset the next record gets
@@ -221,7 +224,8 @@ func (l *Log) Segments() int {
 
 // Append validates one record batch (RecordBatch v2, exactly as on the
 // Kafka wire), assigns it the next offsets by rewriting its base offset in
-// place (in b; the CRC does not cover it) and writes it. It returns the
+// place (in b; the CRC does not cover it), stamps the log's leader epoch
+// (also outside the CRC) and writes it. It returns the
 // batch's base offset. Under SyncGroupCommit it returns once the batch is
 // durable.
 //
@@ -269,7 +273,9 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 		}
 	}
 	batch.SetBaseOffset(b, base)
+	batch.SetPartitionLeaderEpoch(b, l.leaderEpoch)
 	h.BaseOffset = base
+	h.PartitionLeaderEpoch = l.leaderEpoch
 	seg := l.active
 	if err := seg.append(b, h, &l.cfg); err != nil {
 		l.err = err

@@ -53,10 +53,31 @@ func (p *Partition) AppendBatch(b []byte) (int64, error) {
 	return base, nil
 }
 
-// write is AppendBatch without the wait for durability, for callers that
-// share one wait across several partitions' batches. It returns the base
-// offset, the new end offset, and the append time stamped on a
-// LogAppendTime topic (-1 otherwise).
+// WriteResult is what WriteBatch reports of an appended batch.
+type WriteResult struct {
+	BaseOffset    int64 // offset of the batch's first record
+	NextOffset    int64 // the partition's end offset after the batch
+	LogAppendTime int64 // ms stamped on a LogAppendTime topic, else -1
+}
+
+// WriteBatch is AppendBatch without the wait for durability: the batch is
+// appended (readable, in the page cache) when it returns, and durable once
+// WaitDurable(ctx, result.NextOffset) returns. Callers that append to many
+// partitions (a Kafka Produce request) write them all and then wait, so
+// that one fsync round covers them.
+func (p *Partition) WriteBatch(b []byte) (WriteResult, error) {
+	base, next, at, err := p.write(b)
+	return WriteResult{BaseOffset: base, NextOffset: next, LogAppendTime: at}, err
+}
+
+// WaitDurable blocks until every record below offset is on stable storage,
+// syncing if the broker's SyncPolicy would not do it by itself, or until
+// ctx is done.
+func (p *Partition) WaitDurable(ctx context.Context, offset int64) error {
+	return p.log.WaitDurable(ctx, offset)
+}
+
+// write is WriteBatch with plain results.
 func (p *Partition) write(b []byte) (base, next, appendTime int64, err error) {
 	appendTime = -1
 	if p.topic.cfg.TimestampType == LogAppendTime {

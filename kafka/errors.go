@@ -1,0 +1,97 @@
+package kafka
+
+import (
+	"errors"
+
+	"github.com/streamkit/commitlog"
+)
+
+// Kafka error codes the server answers with (Kafka's Errors.java; franz-go's
+// kerr has them all).
+const (
+	errNone                     int16 = 0
+	errOffsetOutOfRange         int16 = 1
+	errCorruptMessage           int16 = 2
+	errUnknownTopicOrPartition  int16 = 3
+	errLeaderNotAvailable       int16 = 5
+	errNotLeaderOrFollower      int16 = 6
+	errMessageTooLarge          int16 = 10
+	errInvalidTopic             int16 = 17
+	errInvalidRequiredAcks      int16 = 21
+	errUnsupportedVersion       int16 = 35
+	errTopicAlreadyExists       int16 = 36
+	errInvalidPartitions        int16 = 37
+	errInvalidReplicationFactor int16 = 38
+	errInvalidReplicaAssignment int16 = 39
+	errInvalidConfig            int16 = 40
+	errInvalidRequest           int16 = 42
+	errInvalidTxnState          int16 = 48
+	errKafkaStorageError        int16 = 56
+	errFetchSessionIDNotFound   int16 = 70
+	errInvalidFetchSessionEpoch int16 = 71
+	errFencedLeaderEpoch        int16 = 74
+	errUnknownLeaderEpoch       int16 = 75
+	errInvalidRecord            int16 = 87
+	errUnknownTopicID           int16 = 100
+	errMismatchedEndpointType   int16 = 114
+)
+
+// errorCode maps an error of the broker onto the Kafka error code a client
+// acts on.
+func errorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return errNone
+	case errors.Is(err, commitlog.ErrUnknownTopic), errors.Is(err, commitlog.ErrUnknownPartition):
+		return errUnknownTopicOrPartition
+	case errors.Is(err, commitlog.ErrRecordTooLarge):
+		return errMessageTooLarge
+	case errors.Is(err, commitlog.ErrCorruptBatch):
+		return errCorruptMessage
+	case errors.Is(err, commitlog.ErrOffsetOutOfRange):
+		return errOffsetOutOfRange
+	case errors.Is(err, commitlog.ErrTopicExists):
+		return errTopicAlreadyExists
+	case errors.Is(err, commitlog.ErrInvalidTopic):
+		return errInvalidTopic
+	case errors.Is(err, commitlog.ErrInvalidConfig):
+		return errInvalidConfig
+	case errors.Is(err, commitlog.ErrClosed):
+		// The partition's log closed under the request: its topic was
+		// deleted or the broker is stopping. The client refreshes its
+		// metadata and retries.
+		return errNotLeaderOrFollower
+	default:
+		// I/O errors, including the sticky error of a failed fsync, and
+		// ErrCorruptLog: the partition's storage is unusable (retriable,
+		// as for a failed Kafka log directory).
+		return errKafkaStorageError
+	}
+}
+
+// errorMessage is the ErrorMessage of a response for err: nil without one.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}
+
+// leaderEpoch is the leader epoch of every partition until replication
+// exists: this broker leads all of them, always has, and the epoch never
+// changes.
+const leaderEpoch = 0
+
+// checkLeaderEpoch answers a request's CurrentLeaderEpoch (KIP-320): -1 is
+// not checked, an older epoch is fenced, a newer one is not known yet.
+func checkLeaderEpoch(current int32) int16 {
+	switch {
+	case current == -1 || current == leaderEpoch:
+		return errNone
+	case current < leaderEpoch:
+		return errFencedLeaderEpoch
+	default:
+		return errUnknownLeaderEpoch
+	}
+}
