@@ -503,12 +503,12 @@ func (s *segment) offsetForTime(ts int64) (int64, bool, error) {
 			return 0, false, fmt.Errorf("%w: %s: %w", ErrCorruptLog, s.dir, err)
 		}
 		for {
-			r, more := it.Next()
+			tsDelta, offsetDelta, more := it.NextMeta()
 			if !more {
 				break
 			}
-			if h.BaseTimestamp+r.TimestampDelta >= ts {
-				return h.BaseOffset + int64(r.OffsetDelta), true, nil
+			if h.BaseTimestamp+tsDelta >= ts {
+				return h.BaseOffset + int64(offsetDelta), true, nil
 			}
 		}
 		if err := it.Err(); err != nil {

@@ -107,3 +107,43 @@ func TestIterOffsetDeltas(t *testing.T) {
 	require.ErrorIs(t, decode(build(3, 3, 3)), ErrCorrupt)
 	require.ErrorIs(t, decode(build(2, 0, 1, 2, 3)), ErrCorrupt)
 }
+
+func TestNextMeta(t *testing.T) {
+	for _, codec := range []Codec{CodecNone, CodecZstd} {
+		var b Builder
+		b.Reset(codec)
+		for i := 0; i < 20; i++ {
+			b.Add(int64(1000+i*3), fmt.Appendf(nil, "key-%d", i), make([]byte, i*10), []RecordHeader{{Key: "h", Value: []byte("v")}})
+		}
+		out, err := b.Build(nil)
+		require.NoError(t, err)
+		var full, skim Iter
+		require.NoError(t, full.Reset(out, 1<<20))
+		require.NoError(t, skim.Reset(out, 1<<20))
+		for {
+			r, ok := full.Next()
+			ts, od, ok2 := skim.NextMeta()
+			require.Equal(t, ok, ok2)
+			if !ok {
+				break
+			}
+			require.Equal(t, r.TimestampDelta, ts)
+			require.Equal(t, r.OffsetDelta, od)
+		}
+		require.NoError(t, skim.Err())
+		// A length that runs past the batch is caught.
+		bad := append([]byte(nil), out...)
+		if codec == CodecNone {
+			bad[HeaderSize] = 0x7e // record length 63, past the first record
+			bad = bad[:HeaderSize+40]
+			binary.BigEndian.PutUint32(bad[OffsetLength:], uint32(len(bad)-lengthOverhead))
+			binary.BigEndian.PutUint32(bad[OffsetRecordCount:], 1)
+			binary.BigEndian.PutUint32(bad[OffsetLastOffsetDelta:], 0)
+			var it Iter
+			require.NoError(t, it.Reset(bad, 1<<20))
+			_, _, ok := it.NextMeta()
+			require.False(t, ok)
+			require.ErrorIs(t, it.Err(), ErrCorrupt)
+		}
+	}
+}
