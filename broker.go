@@ -48,6 +48,40 @@ type Options struct {
 	// CleanerMemoryBytes bounds the key map of one compaction pass
 	// (log.cleaner.dedupe.buffer.size). Default 64 MiB.
 	CleanerMemoryBytes int
+
+	// Consumer groups (consumergroup.go, offsets.go).
+
+	// OffsetsTopicPartitions is the partition count of __consumer_offsets,
+	// the compacted topic that stores committed offsets and group metadata
+	// (offsets.topic.num.partitions). Default 50. It applies when the topic
+	// is created, on first use; an existing topic keeps its count.
+	OffsetsTopicPartitions int32
+	// OffsetsRetention is how long the committed offsets of a group with
+	// no members are kept after it emptied (offsets.retention.minutes).
+	// Default 7 days; -1 keeps them forever.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is how often expired offsets are
+	// removed (offsets.retention.check.interval.ms). Default 10 minutes.
+	OffsetsRetentionCheckInterval time.Duration
+	// OffsetMetadataMaxBytes bounds the metadata string of one committed
+	// offset (offset.metadata.max.bytes). Default 4096.
+	OffsetMetadataMaxBytes int
+	// GroupInitialRebalanceDelay is how long the first rebalance of an
+	// empty group waits for more members (group.initial.rebalance.delay.ms),
+	// extended by as much each time one joins, up to the rebalance timeout.
+	// Default 100 ms, not Kafka's 3 s: in-process members that start
+	// together join within microseconds, so a short wait still gathers them
+	// into one generation, and tests do not pay seconds per group. -1: no
+	// delay.
+	GroupInitialRebalanceDelay time.Duration
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeouts members may ask for (group.min.session.timeout.ms,
+	// group.max.session.timeout.ms). Defaults 6 s and 30 minutes.
+	GroupMinSessionTimeout time.Duration
+	GroupMaxSessionTimeout time.Duration
+	// GroupMaxSize caps the members of one group (group.max.size). Default
+	// 0: no limit.
+	GroupMaxSize int
 }
 
 // Defaults of Options and TopicConfig not already defined by LogConfig.
@@ -55,6 +89,14 @@ const (
 	DefaultRetentionTime          = 7 * 24 * time.Hour
 	DefaultRetentionCheckInterval = 5 * time.Minute
 	DefaultCleanerBackoff         = 15 * time.Second
+
+	DefaultOffsetsTopicPartitions        = 50
+	DefaultOffsetsRetention              = 7 * 24 * time.Hour
+	DefaultOffsetsRetentionCheckInterval = 10 * time.Minute
+	DefaultOffsetMetadataMaxBytes        = 4096
+	DefaultGroupInitialRebalanceDelay    = 100 * time.Millisecond
+	DefaultGroupMinSessionTimeout        = 6 * time.Second
+	DefaultGroupMaxSessionTimeout        = 30 * time.Minute
 )
 
 func (o Options) withDefaults() Options {
@@ -76,6 +118,27 @@ func (o Options) withDefaults() Options {
 	if o.CleanerMemoryBytes == 0 {
 		o.CleanerMemoryBytes = DefaultCompactMemoryBytes
 	}
+	if o.OffsetsTopicPartitions == 0 {
+		o.OffsetsTopicPartitions = DefaultOffsetsTopicPartitions
+	}
+	if o.OffsetsRetention == 0 {
+		o.OffsetsRetention = DefaultOffsetsRetention
+	}
+	if o.OffsetsRetentionCheckInterval == 0 {
+		o.OffsetsRetentionCheckInterval = DefaultOffsetsRetentionCheckInterval
+	}
+	if o.OffsetMetadataMaxBytes == 0 {
+		o.OffsetMetadataMaxBytes = DefaultOffsetMetadataMaxBytes
+	}
+	if o.GroupInitialRebalanceDelay == 0 {
+		o.GroupInitialRebalanceDelay = DefaultGroupInitialRebalanceDelay
+	}
+	if o.GroupMinSessionTimeout == 0 {
+		o.GroupMinSessionTimeout = DefaultGroupMinSessionTimeout
+	}
+	if o.GroupMaxSessionTimeout == 0 {
+		o.GroupMaxSessionTimeout = DefaultGroupMaxSessionTimeout
+	}
 	return o
 }
 
@@ -95,6 +158,20 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Options.CleanerBackoff %v is negative", ErrInvalidConfig, o.CleanerBackoff)
 	case o.CleanerMemoryBytes < 0:
 		return fmt.Errorf("%w: Options.CleanerMemoryBytes %d is negative", ErrInvalidConfig, o.CleanerMemoryBytes)
+	case o.OffsetsTopicPartitions < 1:
+		return fmt.Errorf("%w: Options.OffsetsTopicPartitions %d below 1", ErrInvalidConfig, o.OffsetsTopicPartitions)
+	case o.OffsetsRetention < -1:
+		return fmt.Errorf("%w: Options.OffsetsRetention %v must be -1 or positive", ErrInvalidConfig, o.OffsetsRetention)
+	case o.OffsetsRetentionCheckInterval < 0:
+		return fmt.Errorf("%w: Options.OffsetsRetentionCheckInterval %v is negative", ErrInvalidConfig, o.OffsetsRetentionCheckInterval)
+	case o.OffsetMetadataMaxBytes < 0:
+		return fmt.Errorf("%w: Options.OffsetMetadataMaxBytes %d is negative", ErrInvalidConfig, o.OffsetMetadataMaxBytes)
+	case o.GroupInitialRebalanceDelay < -1:
+		return fmt.Errorf("%w: Options.GroupInitialRebalanceDelay %v must be -1 or positive", ErrInvalidConfig, o.GroupInitialRebalanceDelay)
+	case o.GroupMinSessionTimeout < 0 || o.GroupMaxSessionTimeout < o.GroupMinSessionTimeout:
+		return fmt.Errorf("%w: Options.GroupMinSessionTimeout %v and GroupMaxSessionTimeout %v out of order", ErrInvalidConfig, o.GroupMinSessionTimeout, o.GroupMaxSessionTimeout)
+	case o.GroupMaxSize < 0:
+		return fmt.Errorf("%w: Options.GroupMaxSize %d is negative", ErrInvalidConfig, o.GroupMaxSize)
 	}
 	return nil
 }
@@ -129,6 +206,8 @@ type Broker struct {
 	topics  map[string]*Topic
 	clients map[client]struct{}
 	closed  bool
+
+	groups *GroupCoordinator // consumer groups and committed offsets
 
 	pidMu    sync.Mutex // guards the producer id block
 	pidNext  int64      // next producer id to hand out
@@ -169,6 +248,11 @@ func openBroker(fs vfs.FS, dir string, opts Options) (*Broker, error) {
 	}
 	b := &Broker{dir: dir, opts: opts, fs: fs, lock: lock, topics: map[string]*Topic{}, clients: map[client]struct{}{}, done: make(chan struct{})}
 	if err := b.load(); err != nil {
+		b.closeTopics()
+		lock.Close()
+		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
+	}
+	if b.groups, err = newGroupCoordinator(b); err != nil {
 		b.closeTopics()
 		lock.Close()
 		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
@@ -646,6 +730,7 @@ func (b *Broker) Close() error {
 	}
 	close(b.done)
 	b.wg.Wait()
+	b.groups.close()
 	b.mu.Lock()
 	errs = append(errs, b.closeTopics())
 	b.mu.Unlock()

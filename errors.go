@@ -76,3 +76,53 @@ var (
 	// is buffered.
 	ErrBufferFull = errors.New("commitlog: producer buffer full")
 )
+
+// Consumer group errors, returned by GroupCoordinator. Each names the Kafka
+// error code the wire protocol answers with.
+var (
+	// ErrInvalidGroupID is returned for an empty group id where Kafka
+	// requires one (INVALID_GROUP_ID, 24).
+	ErrInvalidGroupID = errors.New("commitlog: invalid group id")
+	// ErrGroupIDNotFound is returned for a group the coordinator does not
+	// know (GROUP_ID_NOT_FOUND, 69).
+	ErrGroupIDNotFound = errors.New("commitlog: group not found")
+	// ErrUnknownMemberID is returned for a member id the group does not
+	// have, or a group that does not exist (UNKNOWN_MEMBER_ID, 25): the
+	// member forgets its id and joins again.
+	ErrUnknownMemberID = errors.New("commitlog: unknown member id")
+	// ErrIllegalGeneration is returned for a request from a generation of
+	// the group that is over (ILLEGAL_GENERATION, 22): a zombie is fenced.
+	ErrIllegalGeneration = errors.New("commitlog: illegal generation")
+	// ErrRebalanceInProgress is returned while the group rebalances
+	// (REBALANCE_IN_PROGRESS, 27): the member joins again.
+	ErrRebalanceInProgress = errors.New("commitlog: rebalance in progress")
+	// ErrInconsistentGroupProtocol is returned when a member's protocol
+	// type or protocols do not match the group's
+	// (INCONSISTENT_GROUP_PROTOCOL, 23).
+	ErrInconsistentGroupProtocol = errors.New("commitlog: inconsistent group protocol")
+	// ErrInvalidSessionTimeout is returned for a session timeout outside
+	// the broker's bounds (INVALID_SESSION_TIMEOUT, 26).
+	ErrInvalidSessionTimeout = errors.New("commitlog: invalid session timeout")
+	// ErrNonEmptyGroup is returned when deleting a group that has members
+	// (NON_EMPTY_GROUP, 68).
+	ErrNonEmptyGroup = errors.New("commitlog: group not empty")
+	// ErrFencedInstanceID is returned to a static member whose instance id
+	// was taken over by a newer member id (FENCED_INSTANCE_ID, 82).
+	ErrFencedInstanceID = errors.New("commitlog: fenced instance id")
+	// ErrMemberIDRequired asks a new member to join again with the member
+	// id it was given (MEMBER_ID_REQUIRED, 79; KIP-394).
+	ErrMemberIDRequired = errors.New("commitlog: member id required")
+	// ErrGroupMaxSizeReached is returned when a group already has
+	// Options.GroupMaxSize members (GROUP_MAX_SIZE_REACHED, 81).
+	ErrGroupMaxSizeReached = errors.New("commitlog: group max size reached")
+	// ErrCoordinatorNotAvailable is returned, with ErrClosed, once the
+	// broker is closing (COORDINATOR_NOT_AVAILABLE, 15).
+	ErrCoordinatorNotAvailable = errors.New("commitlog: group coordinator not available")
+	// ErrGroupSubscribedToTopic is returned when deleting the offsets of a
+	// topic the group's members consume (GROUP_SUBSCRIBED_TO_TOPIC, 86).
+	ErrGroupSubscribedToTopic = errors.New("commitlog: group subscribed to topic")
+	// ErrOffsetMetadataTooLarge is returned for a commit whose metadata
+	// exceeds Options.OffsetMetadataMaxBytes (OFFSET_METADATA_TOO_LARGE,
+	// 12).
+	ErrOffsetMetadataTooLarge = errors.New("commitlog: offset metadata too large")
+)
