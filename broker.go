@@ -512,6 +512,9 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
+	if name == offsetsTopic {
+		return fmt.Errorf("%w: %s is internal and cannot be deleted", ErrInvalidTopic, name)
+	}
 	delete(b.topics, name)
 	if err := b.saveTopicsLocked(); err != nil {
 		b.topics[name] = t

@@ -257,3 +257,17 @@ func TestBrokerInitProducerID(t *testing.T) {
 	_, err := Open(dir, Options{})
 	require.ErrorIs(t, err, ErrCorruptLog)
 }
+
+func TestBrokerInternalTopic(t *testing.T) {
+	ctx := context.Background()
+	b, err := Open(t.TempDir(), Options{SyncPolicy: SyncNone, OffsetsTopicPartitions: 2})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = b.CreateTopic(ctx, "t", TopicConfig{})
+	require.NoError(t, err)
+	require.NoError(t, b.Groups().CommitOffsets(ctx, CommitRequest{Group: "g", Generation: -1,
+		Offsets: map[string]map[int32]OffsetAndMetadata{"t": {0: {Offset: 0}}}}))
+	require.ErrorIs(t, b.DeleteTopic(ctx, offsetsTopic), ErrInvalidTopic)
+	_, err = b.Topic(offsetsTopic)
+	require.NoError(t, err)
+}
