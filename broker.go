@@ -500,17 +500,11 @@ func (b *Broker) Topics() []string {
 // DeleteTopic deletes a topic and its files. Readers holding Slices keep
 // them until they release them. The deletion is durable when it returns.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	t, ok := b.topics[name]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	t, err := b.topicForAdminLocked(ctx, name)
+	if err != nil {
+		return err
 	}
 	if name == offsetsTopic {
 		return fmt.Errorf("%w: %s is internal and cannot be deleted", ErrInvalidTopic, name)
@@ -539,21 +533,31 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
+// topicForAdminLocked returns the named topic for an admin change, or the
+// reason there is none: ctx done, broker closed, unknown topic.
+func (b *Broker) topicForAdminLocked(ctx context.Context, name string) (*Topic, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if b.closed {
+		return nil, ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	return t, nil
+}
+
 // AddPartitions raises a topic's partition count to total (Kafka's
 // CreatePartitions). Partitions are never removed: total below the current
 // count fails with ErrInvalidConfig.
 func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
-	}
-	t, ok := b.topics[name]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	t, err := b.topicForAdminLocked(ctx, name)
+	if err != nil {
+		return err
 	}
 	cur := *t.parts.Load()
 	if total <= int32(len(cur)) {
