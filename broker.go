@@ -506,7 +506,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if name == offsetsTopic {
+	if IsInternalTopic(name) {
 		return fmt.Errorf("%w: %s is internal and cannot be deleted", ErrInvalidTopic, name)
 	}
 	delete(b.topics, name)
@@ -558,6 +558,10 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) er
 	t, err := b.topicForAdminLocked(ctx, name)
 	if err != nil {
 		return err
+	}
+	if IsInternalTopic(name) {
+		// Groups map to its partitions by hash: more would move them.
+		return fmt.Errorf("%w: %s is internal: its partition count is fixed", ErrInvalidTopic, name)
 	}
 	cur := *t.parts.Load()
 	if total <= int32(len(cur)) {

@@ -268,6 +268,9 @@ func TestBrokerInternalTopic(t *testing.T) {
 	require.NoError(t, b.Groups().CommitOffsets(ctx, CommitRequest{Group: "g", Generation: -1,
 		Offsets: map[string]map[int32]OffsetAndMetadata{"t": {0: {Offset: 0}}}}))
 	require.ErrorIs(t, b.DeleteTopic(ctx, offsetsTopic), ErrInvalidTopic)
+	require.ErrorIs(t, b.AddPartitions(ctx, offsetsTopic, 10), ErrInvalidTopic)
+	require.True(t, IsInternalTopic(offsetsTopic))
+	require.False(t, IsInternalTopic("t"))
 	_, err = b.Topic(offsetsTopic)
 	require.NoError(t, err)
 }

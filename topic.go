@@ -83,6 +83,11 @@ func (t TimestampType) String() string {
 
 const maxTopicNameLen = 249
 
+// IsInternalTopic reports whether name is a topic the broker keeps for
+// itself (__consumer_offsets): clients may read it but not write to it,
+// delete it or add partitions to it.
+func IsInternalTopic(name string) bool { return name == offsetsTopic }
+
 // ValidateTopicName reports whether name is a topic name Kafka accepts:
 // 1 to 249 characters from [a-zA-Z0-9._-], and neither "." nor "..".
 func ValidateTopicName(name string) error {
