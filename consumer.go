@@ -18,14 +18,16 @@ import (
 //
 // A Consumer reads the records of a set of partitions (its assignment) in
 // offset order, keeping one position per partition: the offset of the next
-// record Poll returns. It is Kafka's consumer without a group: the
-// assignment is explicit (ConsumerConfig.Partitions, Kafka's assign) or
-// every partition of some topics (ConsumerConfig.Topics, subscribe without
-// a group id), and positions live in memory only. A partition gets its
-// position when it joins the assignment (in NewConsumer, or in the Poll
-// that finds a new partition), from ConsumerConfig.Reset, and not at its
-// first fetch as in Kafka's clients: with ResetLatest, records appended
-// between NewConsumer and the first Poll are read.
+// record Poll returns. Without a group, the assignment is explicit
+// (ConsumerConfig.Partitions, Kafka's assign) or every partition of some
+// topics (ConsumerConfig.Topics, subscribe without a group id), and
+// positions live in memory only. A partition gets its position when it
+// joins the assignment (in NewConsumer, or in the Poll that finds a new
+// partition), from ConsumerConfig.Reset, and not at its first fetch as in
+// Kafka's clients: with ResetLatest, records appended between NewConsumer
+// and the first Poll are read. With ConsumerConfig.Group, the group assigns
+// the partitions and positions start from its committed offsets; that part
+// lives in consumer_group.go.
 //
 // Poll reads straight from the partitions' memory-mapped segments: records
 // of uncompressed batches are returned without a copy, and compressed
@@ -51,9 +53,9 @@ const (
 	// ResetNone never moves a position by itself: when it falls out of
 	// range, Poll returns an error wrapping the *OffsetOutOfRangeError
 	// (with the topic, the partition and the valid range) until Seek
-	// moves it. A partition with no position yet starts at its start
-	// offset, as franz-go's NoResetOffset does: there are no committed
-	// offsets to start from until consumer groups exist.
+	// moves it. A partition with no position yet, and no committed offset
+	// in the consumer's group, starts at its start offset, as franz-go's
+	// NoResetOffset does (Kafka's Java client fails instead).
 	ResetNone
 )
 
@@ -96,9 +98,17 @@ type ConsumerConfig struct {
 	// next Poll returns an error wrapping ErrUnknownTopic once and drops
 	// the topic's partitions. Exclusive with Topics.
 	Partitions map[string][]int32
-	// Group is the consumer group to join (group.id). Consumer groups are
-	// not supported yet: a non-empty Group fails NewConsumer with an error
-	// wrapping ErrInvalidConfig and errors.ErrUnsupported.
+	// Group is the consumer group (group.id); see consumer_group.go for
+	// what membership does and the delivery guarantees. With Topics, the
+	// consumer joins the group and consumes the partitions of those topics
+	// that the group assigns it, rebalancing as members come and go. With
+	// Partitions, it does not join: it reads exactly those partitions and
+	// commits as a client outside group management (Kafka's assign with a
+	// group.id), which the coordinator accepts only while the group has no
+	// members. Either way positions start from the group's committed
+	// offsets, Reset applying to partitions without one, and Commit and its
+	// siblings store them. Empty: no group, and the fields from InstanceID
+	// to OnLost must be zero.
 	Group string
 	// Reset is where a partition without a position starts and where a
 	// position out of range goes (auto.offset.reset). Default
@@ -121,8 +131,83 @@ type ConsumerConfig struct {
 	// MetadataMaxAge is how often a Poll that waits for records looks for
 	// partitions added to the subscribed topics (metadata.max.age.ms).
 	// Default 5 s: Kafka's 5 minutes pays for a network round trip, here
-	// a look costs a few atomic loads. Unused with Partitions.
+	// a look costs a few atomic loads. In a group, it is how often the
+	// group's leader looks for changes (partitions added, topics deleted or
+	// created) that call for a new assignment. Unused with Partitions.
 	MetadataMaxAge time.Duration
+
+	// The fields below configure group membership (Group with Topics),
+	// except AutoCommit and AutoCommitInterval, which also apply to a
+	// Group with Partitions.
+
+	// InstanceID makes the consumer a static member of its group
+	// (group.instance.id, KIP-345): a consumer that restarts with the same
+	// InstanceID within SessionTimeout takes its predecessor's place and
+	// assignment back without a rebalance, and Close does not leave the
+	// group, so its partitions move to other members only once its session
+	// expires. Unique within the group; empty for a dynamic member.
+	InstanceID string
+	// Assignors are the partition assignment strategies the consumer
+	// offers, in order of preference (partition.assignment.strategy); the
+	// group uses one that every member offers. The consumer rebalances
+	// cooperatively (KIP-429: it gives up only the partitions that move)
+	// when every listed assignor is cooperative, and eagerly (it gives up
+	// all its partitions at every rebalance) otherwise, as Kafka's consumer
+	// does. Default RangeAssignor then CooperativeStickyAssignor, Kafka's
+	// default (since 3.0, and still in 4.x): a group of default consumers,
+	// including Java ones sharing it, agrees on range, and a rolling
+	// restart that drops RangeAssignor then moves the group to
+	// cooperative-sticky with no stop. Name CooperativeStickyAssignor alone
+	// for cooperative rebalancing from the start.
+	Assignors []Assignor
+	// SessionTimeout is how long the group waits for a heartbeat before
+	// it removes the member and reassigns its partitions
+	// (session.timeout.ms). Default 45 s. It must lie within the broker's
+	// Options.GroupMinSessionTimeout and GroupMaxSessionTimeout.
+	SessionTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance waits for the member to
+	// join again, and so the longest the application may go without
+	// calling Poll (max.poll.interval.ms): a consumer that does not come
+	// back to Poll for that long leaves the group (its partitions are
+	// lost; see OnLost) and joins again at its next Poll. Default 5
+	// minutes.
+	RebalanceTimeout time.Duration
+	// HeartbeatInterval is how often the member tells the group it is
+	// alive, and so how soon it learns of a rebalance
+	// (heartbeat.interval.ms). Default 3 s; it must be below
+	// SessionTimeout.
+	HeartbeatInterval time.Duration
+	// AutoCommit commits positions in the background every
+	// AutoCommitInterval, when partitions are revoked and on Close
+	// (enable.auto.commit). Off by default, unlike Kafka and franz-go: the
+	// zero value of a bool is the default, and committing decides what a
+	// restart skips, so it is chosen by name. What auto-commit commits is
+	// written in consumer_group.go.
+	AutoCommit bool
+	// AutoCommitInterval is the period of AutoCommit
+	// (auto.commit.interval.ms). Default 5 s.
+	AutoCommitInterval time.Duration
+	// The callbacks run one at a time, on a goroutine of the consumer's
+	// (not the one that calls Poll); ctx expires after RebalanceTimeout,
+	// as the group waits no longer. They may call the consumer's methods,
+	// Commit and Seek included, except Close, which waits for them.
+
+	// OnAssigned is called after every rebalance with the partitions the
+	// consumer gained, perhaps none (Kafka's onPartitionsAssigned). Poll
+	// returns none of their records until it returns, so it may Seek them
+	// (to offsets kept outside the group, for example).
+	OnAssigned func(ctx context.Context, partitions map[string][]int32)
+	// OnRevoked is called when partitions are taken away from the
+	// consumer and its generation is still valid, so that the application
+	// can flush and Commit them (Kafka's onPartitionsRevoked): by a
+	// rebalance, and for every partition on Close.
+	OnRevoked func(ctx context.Context, partitions map[string][]int32)
+	// OnLost is called when partitions are taken away from the consumer
+	// after it left the group's generation: it was fenced, its session
+	// expired, or it did not call Poll within RebalanceTimeout. Another
+	// member may own them already, so a commit fails (Kafka's
+	// onPartitionsLost). Nil: OnRevoked is called instead, as in Kafka.
+	OnLost func(ctx context.Context, partitions map[string][]int32)
 }
 
 // normalized returns the configuration with defaults filled in, its topics
@@ -133,9 +218,6 @@ func (c ConsumerConfig) normalized() (ConsumerConfig, error) {
 		return fmt.Errorf("%w: ConsumerConfig.%s %v %s", ErrInvalidConfig, field, v, why)
 	}
 	switch {
-	case c.Group != "":
-		return c, fmt.Errorf("%w: ConsumerConfig.Group %q: consumer groups are not supported yet; "+
-			"leave Group empty and name Topics or Partitions (%w)", ErrInvalidConfig, c.Group, errors.ErrUnsupported)
 	case len(c.Topics) > 0 && len(c.Partitions) > 0:
 		return c, fmt.Errorf("%w: ConsumerConfig.Topics and ConsumerConfig.Partitions are exclusive: subscribe or assign, not both", ErrInvalidConfig)
 	case len(c.Topics) == 0 && len(c.Partitions) == 0:
@@ -151,6 +233,9 @@ func (c ConsumerConfig) normalized() (ConsumerConfig, error) {
 	case c.MetadataMaxAge < 0:
 		return c, bad("MetadataMaxAge", c.MetadataMaxAge, "is negative")
 	}
+	if err := c.checkGroupFields(); err != nil {
+		return c, err
+	}
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = DefaultMaxPollRecords
 	}
@@ -162,6 +247,9 @@ func (c ConsumerConfig) normalized() (ConsumerConfig, error) {
 	}
 	if c.MetadataMaxAge == 0 {
 		c.MetadataMaxAge = DefaultMetadataMaxAge
+	}
+	if c.Group != "" {
+		c.groupDefaults()
 	}
 	if c.Topics != nil {
 		topics := make([]string, 0, len(c.Topics))
@@ -196,16 +284,21 @@ func (c ConsumerConfig) normalized() (ConsumerConfig, error) {
 // goroutine at a time, since each call invalidates the records the last one
 // returned.
 //
-// Lock order: Consumer.mu before Broker.mu and before any Log's locks.
+// Lock order: groupMember.commitMu, then Consumer.mu, then Broker.mu and
+// any Log's locks. Consumer.mu is not held while the consumer calls the
+// group coordinator or a callback.
 type Consumer struct {
-	b     *Broker
-	cfg   ConsumerConfig
-	names []string      // the topics of cfg, in the order refreshes visit them
-	wake  chan struct{} // buffered (1): appends to assigned partitions, Seek
-	done  chan struct{} // closed by close
-	once  sync.Once
+	b        *Broker
+	cfg      ConsumerConfig
+	names    []string      // the topics of cfg, in the order refreshes visit them
+	wake     chan struct{} // buffered (1): appends to assigned partitions, Seek, assignments
+	done     chan struct{} // closed by close
+	once     sync.Once
+	group    *groupMember // nil without cfg.Group
+	closeErr error        // the final commit's, set by close
 
-	// mu guards everything below, and the state of every cursor.
+	// mu guards everything below, the state of every cursor and the
+	// fields of group its comments say it guards.
 	mu      sync.Mutex
 	closed  bool
 	cursors []*cursor // the assignment, in the order partitions were added
@@ -214,6 +307,7 @@ type Consumer struct {
 	pending error                 // reported by the next Poll: assigned partitions that vanished
 	next    int                   // index in cursors where the next Poll starts
 	polls   uint64                // Polls that returned records
+	calls   uint64                // calls to Poll begun, a Records loop's included
 	timer   *time.Timer           // MetadataMaxAge while Poll waits
 
 	// The memory the last Poll's records alias, reused or released by the
@@ -249,7 +343,17 @@ type cursor struct {
 	pos   int64
 	moved uint64 // c.polls when Seek last moved pos (or the cursor was made)
 	stop  func() // ends NotifyData
-	slice Slice  // batches read from p, held until recycled
+
+	// For groups (consumer_group.go).
+	mark      int64  // pos when the latest call to Poll began: what earlier Polls returned
+	held      uint64 // the call to Poll that last returned records of it; 0: none
+	committed int64  // the offset this consumer last committed or fetched; -1: none
+	commitSeq uint64 // the commit snapshot that committed it
+	asked     int64  // the offset the application last asked to commit, since Seek; -1: none
+	sought    bool   // Seek or a reset moved pos since the last commit
+	paused    bool   // being assigned or revoked: Poll skips it
+
+	slice Slice // batches read from p, held until recycled
 	rest  []byte
 	it    *batch.Iter // &plain or &inf.it; nil between batches
 	inf   *inflater   // owns it when the batch is compressed
@@ -271,14 +375,20 @@ type inflater struct {
 const maxFreeInflaterBytes = 16 << 20
 
 // NewConsumer returns a consumer of the topics or partitions cfg names,
-// positioned where cfg.Reset says. It fails with ErrInvalidConfig for a bad
-// configuration (and for a Group: not supported yet), ErrUnknownTopic or
+// positioned where cfg.Reset says, or, in a group, where the group
+// committed. A consumer with Group and Topics joins its group in the
+// background: it has no partitions until the first rebalance completes
+// (see ConsumerConfig.OnAssigned), and Poll waits for them. NewConsumer
+// fails with ErrInvalidConfig for a bad configuration, ErrUnknownTopic or
 // ErrUnknownPartition for what does not exist, and ErrClosed once the
 // broker is closed. Close the consumer when done; closing the broker closes
 // it too.
 func (b *Broker) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	cfg, err := cfg.normalized()
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.checkSessionTimeout(&b.opts); err != nil {
 		return nil, err
 	}
 	// Fail on names that do not exist now, rather than wait for them.
@@ -312,13 +422,24 @@ func (b *Broker) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		c.names = slices.Sorted(maps.Keys(cfg.Partitions))
 	}
 	c.timer.Stop()
-	c.mu.Lock()
-	err = c.refreshLocked()
-	if err == nil {
-		err = c.pending
+	if cfg.Group != "" {
+		c.group = newGroupMember(c)
+		if cfg.Partitions != nil {
+			err = c.group.fetchStart(cfg.Partitions)
+		}
 	}
-	c.mu.Unlock()
 	if err == nil {
+		c.mu.Lock()
+		err = c.refreshLocked()
+		if err == nil {
+			err = c.pending
+		}
+		c.mu.Unlock()
+	}
+	if err == nil {
+		if c.group != nil {
+			c.group.start() // before the broker can close c: it waits for them
+		}
 		err = b.register(c)
 	}
 	if err != nil {
@@ -334,6 +455,9 @@ func (b *Broker) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // reset, since they are new logs). Vanished assigned partitions are
 // reported through c.pending. It fails only when the broker is closed.
 func (c *Consumer) refreshLocked() error {
+	if c.group != nil && c.group.member {
+		return c.refreshGroupLocked()
+	}
 	for i := 0; i < len(c.names); i++ {
 		name := c.names[i]
 		t, err := c.b.Topic(name)
@@ -382,7 +506,7 @@ func (c *Consumer) refreshLocked() error {
 			}
 			kept = append(kept, id)
 			if cur == nil {
-				c.addLocked(name, parts[id])
+				c.addLocked(name, parts[id], c.group.startOffset(name, id))
 			}
 		}
 		if c.cfg.Partitions != nil {
@@ -392,13 +516,19 @@ func (c *Consumer) refreshLocked() error {
 	return nil
 }
 
-// addLocked assigns p, positioned where the reset policy starts.
-func (c *Consumer) addLocked(name string, p *Partition) {
-	cur := &cursor{name: name, p: p, moved: c.polls}
+// addLocked assigns p, positioned at committed, the group's committed
+// offset, or where the reset policy starts when committed is negative.
+func (c *Consumer) addLocked(name string, p *Partition, committed int64) *cursor {
+	cur := &cursor{name: name, p: p, moved: c.polls, committed: committed, asked: -1}
 	cur.stop = p.NotifyData(c.wake) // before the position is read: no append is missed
-	cur.pos = c.startOffset(p)
+	cur.pos = committed
+	if committed < 0 {
+		cur.pos = c.startOffset(p)
+	}
+	cur.mark = cur.pos
 	c.cursors = append(c.cursors, cur)
 	c.byTP[topicPartition{name, p.id}] = cur
+	return cur
 }
 
 // startOffset is where the reset policy starts reading p.
@@ -521,6 +651,14 @@ func (c *Consumer) getInflater() *inflater {
 // returns them, and since positions never move past an error, it comes
 // back on a Poll with nothing else to return.
 //
+// In a group, Poll returns records of the partitions the group assigned,
+// except those being assigned (until OnAssigned returns) or revoked. A
+// call to Poll tells the consumer that the application is done with the
+// records of the previous one: auto-commit and rebalances rely on it (see
+// consumer_group.go), so an application must call Poll at least every
+// RebalanceTimeout. Once the membership ended for good (a fenced static
+// member, a full group, a closed broker), Poll returns its error.
+//
 // Lifetime: the records, the returned slice and everything they point to
 // (Key, Value, Headers and header Values) belong to the consumer and stay
 // valid until the next call to Poll (or the iteration of Records that
@@ -530,19 +668,24 @@ func (c *Consumer) getInflater() *inflater {
 // consumer reuses. Use Record.Clone for records you keep longer or modify.
 // This is how Poll stays free of allocations per record.
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
-	recs, _, err := c.poll(ctx)
+	recs, _, err := c.poll(ctx, false)
 	return recs, err
 }
 
 // poll is Poll, also returning the number of Polls that returned records,
-// this one included.
-func (c *Consumer) poll(ctx context.Context) ([]Record, uint64, error) {
+// this one included; iter says a Records loop calls it.
+func (c *Consumer) poll(ctx context.Context, iter bool) ([]Record, uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, 0, ErrClosed
 	}
 	c.recycleLocked()
+	c.calls++
+	if m := c.group; m != nil {
+		m.pollBeganLocked()
+		defer m.pollEndedLocked()
+	}
 	for {
 		if err := c.refreshLocked(); err != nil {
 			return nil, 0, err
@@ -551,11 +694,17 @@ func (c *Consumer) poll(ctx context.Context) ([]Record, uint64, error) {
 			c.pending = nil
 			return nil, 0, err
 		}
+		if m := c.group; m != nil && m.fatal != nil {
+			return nil, 0, m.fatal
+		}
 		if err := c.fillLocked(); err != nil {
 			return nil, 0, err
 		}
 		if len(c.out) > 0 {
 			c.polls++
+			if iter && c.group != nil {
+				c.group.yieldingLocked(c.out, c.polls)
+			}
 			return c.out, c.polls, nil
 		}
 		if err := c.waitLocked(ctx); err != nil {
@@ -568,7 +717,7 @@ func (c *Consumer) poll(ctx context.Context) ([]Record, uint64, error) {
 // Seek, the consumer's close, ctx, or (when subscribed) MetadataMaxAge.
 func (c *Consumer) waitLocked(ctx context.Context) error {
 	var meta <-chan time.Time
-	if c.cfg.Topics != nil {
+	if c.cfg.Topics != nil && c.group == nil {
 		c.timer.Reset(c.cfg.MetadataMaxAge)
 		meta = c.timer.C
 	}
@@ -612,8 +761,15 @@ func (c *Consumer) fillLocked() error {
 	pollBytes := 0
 	for i := range n {
 		k := (start + i) % n
+		cur := c.cursors[k]
+		if cur.paused {
+			continue
+		}
 		before := len(c.out)
-		why, err := c.takeLocked(c.cursors[k], &pollBytes)
+		why, err := c.takeLocked(cur, &pollBytes)
+		if len(c.out) > before {
+			cur.held = c.calls
+		}
 		if err != nil {
 			c.next = (k + 1) % n
 			if len(c.out) > 0 {
@@ -673,6 +829,7 @@ func (c *Consumer) takeLocked(cur *cursor, pollBytes *int) (int, error) {
 					return moreNone, fmt.Errorf("commitlog: consume %s-%d: %w", cur.name, cur.p.id, err)
 				}
 				resets++
+				cur.sought, cur.asked = true, -1
 				if c.cfg.Reset == ResetLatest {
 					cur.pos = oor.End
 				} else {
@@ -796,18 +953,32 @@ func (c *Consumer) decodeLocked(cur *cursor) bool {
 // Record is valid until the loop moves on to the next one; Clone what you
 // keep. Breaking out of the loop leaves each partition positioned after
 // the last record yielded from it, unless the loop body moved it with Seek,
-// although the Poll behind the loop may have returned more.
+// although the Poll behind the loop may have returned more. In a group,
+// Commit in the loop body likewise commits up to the record yielded, and
+// the loop's next Poll is the one that tells the consumer the records
+// before are done with.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		for {
-			recs, n, err := c.poll(ctx)
+			recs, n, err := c.poll(ctx, true)
 			if err != nil {
 				if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 					yield(Record{}, err)
 				}
 				return
 			}
+			if c.group == nil {
+				for i := range recs {
+					if !yield(recs[i], nil) {
+						c.rewind(recs[i+1:], n)
+						return
+					}
+				}
+				continue
+			}
+			// In a group, Commit counts the records yielded so far.
 			for i := range recs {
+				c.group.yielded.Store(int64(i + 1))
 				if !yield(recs[i], nil) {
 					c.rewind(recs[i+1:], n)
 					return
@@ -860,7 +1031,12 @@ func (c *Consumer) cursorLocked(topic string, partition int32) (*cursor, error) 
 // seekLocked moves a cursor and wakes a waiting Poll.
 func (c *Consumer) seekLocked(cur *cursor, offset int64) {
 	c.dropBufferedLocked(cur)
-	cur.pos, cur.moved = offset, c.polls
+	cur.pos, cur.moved, cur.sought, cur.asked = offset, c.polls, true, -1
+	c.wakeup()
+}
+
+// wakeup wakes a waiting Poll.
+func (c *Consumer) wakeup() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -949,14 +1125,17 @@ func (c *Consumer) Position(topic string, partition int32) (int64, error) {
 
 // Assignment returns the assigned partitions, sorted, by topic. With
 // Topics, it reflects the partitions found by the last Poll, Seek or
-// Position call. It is empty once the consumer is closed.
+// Position call; in a group, the partitions the group assigned, including
+// those being revoked until OnRevoked returned. It is empty once the
+// consumer is closed.
 func (c *Consumer) Assignment() map[string][]int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.assignmentLocked()
+}
+
+func (c *Consumer) assignmentLocked() map[string][]int32 {
 	out := map[string][]int32{}
-	if c.closed {
-		return out
-	}
 	for _, cur := range c.cursors {
 		out[cur.name] = append(out[cur.name], cur.p.id)
 	}
@@ -967,17 +1146,26 @@ func (c *Consumer) Assignment() map[string][]int32 {
 }
 
 // Close closes the consumer: a Poll waiting returns ErrClosed, so do later
-// calls, and the memory the last Poll's records alias is released. It is
-// idempotent and always returns nil.
+// calls, and the memory the last Poll's records alias is released. A
+// member of a group first gives up its partitions (OnRevoked), commits
+// under AutoCommit what Poll returned, as Commit does, and leaves the group
+// unless it is static (ConsumerConfig.InstanceID); Close must not be called
+// from a callback. It is idempotent, and returns the error of that final
+// commit (nil without one).
 func (c *Consumer) Close() error {
-	err := c.close()
+	c.close()
 	c.b.unregister(c)
-	return err
+	return c.closeErr
 }
 
-// close is Close for the broker, which forgets its clients itself.
+// close is Close for the broker, which forgets its clients itself. Its
+// commit fails when the broker closes (Broker.Shutdown commits before),
+// and it returns nil.
 func (c *Consumer) close() error {
 	c.once.Do(func() {
+		if c.group != nil {
+			c.closeErr = c.group.close()
+		}
 		close(c.done)
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -994,8 +1182,15 @@ func (c *Consumer) close() error {
 	return nil
 }
 
-// flush does nothing: a consumer has nothing buffered to deliver.
-func (c *Consumer) flush(context.Context) error { return nil }
+// flush commits, under AutoCommit, what Poll returned, as Close would:
+// Broker.Shutdown calls it before closing the broker, when committing is
+// no longer possible. Other consumers have nothing to deliver.
+func (c *Consumer) flush(ctx context.Context) error {
+	if c.group == nil || !c.cfg.AutoCommit {
+		return nil
+	}
+	return c.group.commitAll(ctx)
+}
 
 // Clone returns a deep copy of r: Key, Value, Headers and the header
 // Values are copied into memory of the copy's own (one allocation for the

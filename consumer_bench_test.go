@@ -267,3 +267,114 @@ func BenchmarkConsumerLatency(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
 	})
 }
+
+// consumerBenchGroup opens a broker in dir with SyncNone, no initial
+// rebalance delay and a topic "events" of the given partitions, starts a
+// group of n consumers of it made from cfg, and waits until the group is
+// stable with every partition assigned. OnAssigned signals assigned.
+func consumerBenchGroup(b *testing.B, n int, partitions int32, cfg ConsumerConfig, assigned chan struct{}) (*Broker, []*Consumer) {
+	b.Helper()
+	br, err := Open(b.TempDir(), Options{SyncPolicy: SyncNone, GroupInitialRebalanceDelay: -1, OffsetsTopicPartitions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := br.CreateTopic(context.Background(), "events", TopicConfig{Partitions: partitions}); err != nil {
+		b.Fatal(err)
+	}
+	cfg.Group, cfg.Topics = "bench", []string{"events"}
+	cfg.OnAssigned = func(context.Context, map[string][]int32) { assigned <- struct{}{} }
+	consumers := make([]*Consumer, n)
+	for i := range consumers {
+		if consumers[i], err = br.NewConsumer(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	timeout := time.After(time.Minute)
+	for {
+		d, err := br.Groups().DescribeGroup("bench")
+		total := 0
+		for _, c := range consumers {
+			total += len(c.Assignment()["events"])
+		}
+		if err == nil && d.State == GroupStable && len(d.Members) == n && total == int(partitions) {
+			return br, consumers
+		}
+		select {
+		case <-assigned:
+		case <-timeout:
+			b.Fatalf("group not stable after a minute")
+		}
+	}
+}
+
+// BenchmarkConsumerGroupRebalance measures one rebalance of a group of 8
+// consumers over 64 partitions, end to end in-process: every member gives
+// up its partitions (eager, the default assignors) or declares them
+// (cooperative-sticky, where nothing moves), joins, the leader assigns,
+// all sync, fetch their committed offsets and call OnAssigned. Rebalance
+// starts it on every member at once, and the broker has no initial
+// rebalance delay, so no timer is waited for: the time is the protocol's.
+func BenchmarkConsumerGroupRebalance(b *testing.B) {
+	const members, partitions = 8, 64
+	for _, tc := range []struct {
+		name      string
+		assignors []Assignor
+	}{
+		{"eager", nil},
+		{"cooperative", []Assignor{CooperativeStickyAssignor{}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			assigned := make(chan struct{}, members)
+			// A short heartbeat only speeds up the forming of the group.
+			cfg := ConsumerConfig{Assignors: tc.assignors, HeartbeatInterval: 20 * time.Millisecond}
+			br, consumers := consumerBenchGroup(b, members, partitions, cfg, assigned)
+			defer br.Close()
+			for len(assigned) > 0 {
+				<-assigned
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, c := range consumers {
+					if err := c.Rebalance(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range members {
+					<-assigned
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkConsumerGroupCommit measures a commit of 100 partitions by a
+// group member, with SyncNone: one OffsetCommit of 100 offsets, appended
+// to __consumer_offsets as one batch.
+func BenchmarkConsumerGroupCommit(b *testing.B) {
+	const partitions = 100
+	ctx := context.Background()
+	assigned := make(chan struct{}, 1)
+	br, consumers := consumerBenchGroup(b, 1, partitions, ConsumerConfig{}, assigned)
+	defer br.Close()
+	c := consumers[0]
+	b.Run("Commit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Commit(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CommitOffsets", func(b *testing.B) {
+		offsets := map[string]map[int32]OffsetAndMetadata{"events": {}}
+		for p := range int32(partitions) {
+			offsets["events"][p] = OffsetAndMetadata{Offset: int64(p), LeaderEpoch: -1, Metadata: "checkpoint"}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.CommitOffsets(ctx, offsets); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

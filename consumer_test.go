@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -118,7 +117,7 @@ func TestConsumerConfig(t *testing.T) {
 		is   []error
 		msg  string
 	}{
-		{"group", ConsumerConfig{Group: "billing", Topics: []string{"orders"}}, []error{ErrInvalidConfig, errors.ErrUnsupported}, "consumer groups are not supported yet"},
+		{"group field without group", ConsumerConfig{Topics: []string{"orders"}, InstanceID: "a"}, []error{ErrInvalidConfig}, "InstanceID is set without a Group"},
 		{"both", ConsumerConfig{Topics: []string{"orders"}, Partitions: map[string][]int32{"orders": {0}}}, []error{ErrInvalidConfig}, "exclusive"},
 		{"neither", ConsumerConfig{}, []error{ErrInvalidConfig}, "needs Topics or Partitions"},
 		{"empty partition list", ConsumerConfig{Partitions: map[string][]int32{"orders": {}}}, []error{ErrInvalidConfig}, "lists no partition"},

@@ -5,11 +5,13 @@
 //
 // Done: the storage engine (the [Log] of one partition), the in-process
 // broker on top of it ([Broker], [Producer], [Consumer], retention,
-// compaction, idempotent producer state) and test helpers
-// ([github.com/streamkit/commitlog/commitlogtest]). Coming: consumer groups,
-// the Kafka wire protocol (so that unmodified Kafka clients produce and
-// consume) with a standalone binary, and replication between brokers. Until
-// a first tagged release any of the API may change.
+// compaction, idempotent producer state), consumer groups for in-process
+// consumers (rebalancing, committed offsets that survive restarts) and test
+// helpers ([github.com/streamkit/commitlog/commitlogtest]), and the Kafka
+// wire protocol ([github.com/streamkit/commitlog/kafka], with the standalone
+// binary cmd/commitlog), so that unmodified Kafka clients produce, consume
+// and join the same groups. Coming: replication between brokers. Until a
+// first tagged release any of the API may change.
 //
 // # The broker
 //
@@ -80,8 +82,42 @@
 // (an append wakes it; it does not poll). [Consumer.Records] iterates over
 // successive Polls. Records come in offset order within a partition, and
 // partitions take turns. A consumer sees a record as soon as it is appended.
-// Consumer groups ([ConsumerConfig.Group]) are coming; until then a Group is
-// refused.
+//
+// # Consumer groups
+//
+// A [Consumer] with [ConsumerConfig.Group] and Topics is a member of a
+// consumer group, as in Kafka's classic group protocol: the group shares
+// the topics' partitions among its members, moves them as members come and
+// go (a rebalance), and keeps committed offsets, where a partition's next
+// owner starts reading. The broker's [GroupCoordinator] ([Broker.Groups])
+// runs the groups and stores committed offsets in the compacted topic
+// __consumer_offsets, so they survive restarts. The member the coordinator
+// elects leader computes the assignment with an [Assignor] every member
+// offers ([ConsumerConfig.Assignors]): by default [RangeAssignor], then
+// [CooperativeStickyAssignor], Kafka's default list, under which every
+// member gives up all its partitions at each rebalance (eager); with only
+// cooperative assignors, members give up only the partitions that move
+// (KIP-429). [ConsumerConfig.OnAssigned], [ConsumerConfig.OnRevoked] and
+// [ConsumerConfig.OnLost] tell the application, which can commit or flush
+// before partitions go; a static member ([ConsumerConfig.InstanceID]) gets
+// its partitions back when it restarts within its session. Members
+// heartbeat from a goroutine of their own; Close leaves the group.
+//
+// [Consumer.Commit] commits the position of every assigned partition, the
+// offset after the last record Poll returned; [Consumer.CommitAsync] does
+// it without waiting, [Consumer.CommitOffsets] commits offsets given, with
+// metadata, and [Consumer.Committed] reads them. [ConsumerConfig.AutoCommit]
+// (off by default) commits in the background what the Polls before the
+// latest one returned, as calling Poll says the previous records are
+// processed. Delivery is at least once when the application commits after
+// processing: the records of a partition that moves are delivered again to
+// its new owner from the last commit, and no record is ever skipped. A
+// rebalance waits, for a partition whose records the application holds,
+// until it calls Poll again (within [ConsumerConfig.RebalanceTimeout], the
+// max.poll.interval.ms of Kafka), so that what it processed can be
+// committed first. With Partitions instead of Topics, a consumer reads and
+// commits its group's offsets without joining. consumer_group.go documents
+// the protocol and the guarantees in full.
 //
 // # Testing
 //
@@ -224,7 +260,8 @@
 // [Broker], [Topic], [Partition], [Producer] and [Log] are safe for
 // concurrent use. A [Consumer]'s methods are too, and Seek or Close may be
 // called while Poll waits; Poll itself is meant for one goroutine at a time,
-// since each call invalidates the records of the last one. A Log has one
+// since each call invalidates the records of the last one. A group
+// consumer's callbacks run on a goroutine of its own, one at a time. A Log has one
 // writer at a time (appends, truncation, retention and Close serialise on a
 // mutex) and any number of readers, which never wait for the writer: they
 // work from an immutable snapshot of the segment list.
@@ -263,7 +300,11 @@
 // without losing records it must keep; [ErrNoRecords] for an append of no
 // records; [ErrLocked] when another broker has the directory open;
 // [ErrOutOfOrderSequence] and [ErrInvalidProducerEpoch] for idempotent
-// producers. A read outside [StartOffset, EndOffset] returns an
+// producers; [ErrNotAssigned] for a commit of a partition the consumer does
+// not own, and the group errors, each named after its Kafka error code
+// ([ErrIllegalGeneration], [ErrUnknownMemberID], [ErrRebalanceInProgress],
+// [ErrFencedInstanceID], ...), for a member whose generation is over or
+// whose membership failed. A read outside [StartOffset, EndOffset] returns an
 // *[OffsetOutOfRangeError], which carries the valid range (use errors.As)
 // and matches [ErrOffsetOutOfRange].
 //

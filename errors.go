@@ -77,6 +77,10 @@ var (
 	ErrBufferFull = errors.New("commitlog: producer buffer full")
 )
 
+// ErrNotAssigned is returned for a commit of a partition that is not
+// assigned to the consumer: it never was, or a rebalance took it away.
+var ErrNotAssigned = errors.New("commitlog: partition not assigned to this consumer")
+
 // Consumer group errors, returned by GroupCoordinator. Each names the Kafka
 // error code the wire protocol answers with.
 var (

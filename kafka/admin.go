@@ -60,6 +60,8 @@ func codeOf(err error) int16 {
 
 // createTopic checks and creates one topic, filling out's partition count,
 // replication factor and configs (reported from CreateTopics version 5).
+// With validateOnly the broker checks the topic as it would create it
+// (Broker.ValidateTopic), and the answer is the same but for the creation.
 func (s *Server) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTopic, validateOnly bool, out *kmsg.CreateTopicsResponseTopic) error {
 	if err := commitlog.ValidateTopicName(rt.Topic); err != nil {
 		return err
@@ -75,7 +77,11 @@ func (s *Server) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTo
 	if err != nil {
 		return err
 	}
-	if !validateOnly {
+	if validateOnly {
+		if cfg, err = s.b.ValidateTopic(rt.Topic, cfg); err != nil {
+			return err
+		}
+	} else {
 		t, err := s.b.CreateTopic(ctx, rt.Topic, cfg)
 		if err != nil {
 			return err
@@ -87,23 +93,17 @@ func (s *Server) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTo
 		set[kv.Name] = true
 	}
 	out.NumPartitions = cfg.Partitions
-	if cfg.Partitions == 0 {
-		out.NumPartitions = -1 // validate-only with the broker's default
-	}
-	out.ReplicationFactor = 1
+	out.ReplicationFactor = cfg.ReplicationFactor
 	for i := range topicConfigs {
 		tc := &topicConfigs[i]
 		c := kmsg.NewCreateTopicsResponseTopicConfig()
 		c.Name = tc.name
-		v := tc.def
+		v := tc.get(&cfg)
+		c.Value = &v
 		c.Source = int8(kmsg.ConfigSourceDefaultConfig)
-		if set[tc.name] || !validateOnly {
-			v = tc.get(&cfg)
-		}
 		if set[tc.name] {
 			c.Source = int8(kmsg.ConfigSourceDynamicTopicConfig)
 		}
-		c.Value = &v
 		out.Configs = append(out.Configs, c)
 	}
 	return nil

@@ -96,13 +96,14 @@ func TestProduceConsume(t *testing.T) {
 	}
 }
 
-// TestProduceAcks checks acks=1 and acks=0 through franz-go.
+// TestProduceAcks checks acks=1 and acks=0 through franz-go (whose
+// idempotent producer, the default, needs acks=all).
 func TestProduceAcks(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createTopic("acks", commitlog.TopicConfig{})
 	ctx := testContext(t)
 	for _, acks := range []kgo.Acks{kgo.LeaderAck(), kgo.NoAck()} {
-		cl := e.client(kgo.RequiredAcks(acks))
+		cl := e.client(kgo.RequiredAcks(acks), kgo.DisableIdempotentWrite())
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "acks", Value: []byte("v")}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +253,7 @@ func TestMetadataAutoCreate(t *testing.T) {
 	}
 
 	t.Run("enabled", func(t *testing.T) {
-		e := newEnv(t, envOptions{broker: commitlog.Options{AutoCreateTopics: true, DefaultPartitions: 3}, server: Config{AutoCreateTopics: true, NodeID: 7}})
+		e := newEnv(t, envOptions{broker: commitlog.Options{AutoCreateTopics: true, DefaultPartitions: 3}, server: Config{NodeID: 7}})
 		cl := e.client()
 		resp := metadata(cl, true, "auto", "not allowed", "bad/name")
 		want := []int16{errLeaderNotAvailable, errInvalidTopic, errInvalidTopic}
@@ -276,7 +277,7 @@ func TestMetadataAutoCreate(t *testing.T) {
 		if _, err := e.broker.Topic("other"); err == nil {
 			t.Fatal("topic created although the client did not allow it")
 		}
-		if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 7 || resp.ControllerID != 7 || resp.ClusterID == nil || len(*resp.ClusterID) != 22 {
+		if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 7 || resp.ControllerID != 7 || resp.ClusterID == nil || *resp.ClusterID != e.broker.ClusterID() || len(*resp.ClusterID) != 22 {
 			t.Fatalf("brokers %+v, controller %d, cluster %v", resp.Brokers, resp.ControllerID, resp.ClusterID)
 		}
 		host, port := resp.Brokers[0].Host, resp.Brokers[0].Port
@@ -297,7 +298,7 @@ func TestMetadataAutoCreate(t *testing.T) {
 		}
 	})
 	t.Run("producer", func(t *testing.T) {
-		e := newEnv(t, envOptions{broker: commitlog.Options{AutoCreateTopics: true}, server: Config{AutoCreateTopics: true}})
+		e := newEnv(t, envOptions{broker: commitlog.Options{AutoCreateTopics: true}})
 		ctx := testContext(t)
 		cl := e.client(kgo.AllowAutoTopicCreation())
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "made-by-producer", Value: []byte("v")}).FirstErr(); err != nil {
@@ -350,6 +351,20 @@ func TestAdmin(t *testing.T) {
 	if cfg.RetentionTime != time.Hour || cfg.CleanupPolicy != commitlog.CleanupCompactDelete || cfg.SegmentBytes != 1<<20 ||
 		cfg.TimestampType != commitlog.LogAppendTime || cfg.MaxMessageBytes != 65536 || cfg.Partitions != 4 {
 		t.Fatalf("topic config %+v", cfg)
+	}
+	// Validation fills in the broker's defaults and checks the values as
+	// creation would.
+	vd, err := adm.ValidateCreateTopics(ctx, -1, -1, map[string]*string{"retention.ms": kadm.StringPtr("60000")}, "defaults")
+	if err != nil || vd["defaults"].Err != nil || vd["defaults"].NumPartitions != 2 || vd["defaults"].ReplicationFactor != 1 {
+		t.Fatalf("validate with defaults: %v %+v", err, vd)
+	}
+	maxBytes, retention, segment := vd["defaults"].Configs["max.message.bytes"], vd["defaults"].Configs["retention.ms"], vd["defaults"].Configs["segment.bytes"]
+	if maxBytes.MaybeValue() != "1048588" || retention.MaybeValue() != "60000" ||
+		retention.Source != kmsg.ConfigSourceDynamicTopicConfig || segment.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Fatalf("validate with defaults: configs %+v", vd["defaults"].Configs)
+	}
+	if v, _ := adm.ValidateCreateTopics(ctx, 1, 1, map[string]*string{"segment.bytes": kadm.StringPtr("10")}, "tiny"); !errors.Is(v["tiny"].Err, kerr.InvalidConfig) {
+		t.Fatalf("validate segment.bytes=10: %+v", v)
 	}
 	defaults, err := adm.CreateTopic(ctx, -1, -1, nil, "defaults")
 	if err != nil || defaults.NumPartitions != 2 {
@@ -411,6 +426,18 @@ func TestAdmin(t *testing.T) {
 	if err != nil || len(brokerCfg) != 1 || brokerCfg[0].Err != nil || len(brokerCfg[0].Configs) == 0 {
 		t.Fatalf("broker configs: %v %+v", err, brokerCfg)
 	}
+	// The broker's options, defaults filled in.
+	brokerValues := map[string]string{}
+	for _, c := range brokerCfg[0].Configs {
+		brokerValues[c.Key] = c.MaybeValue()
+	}
+	for name, want := range map[string]string{
+		"num.partitions": "2", "message.max.bytes": "1048588", "auto.create.topics.enable": "false", "broker.id": "1",
+	} {
+		if brokerValues[name] != want {
+			t.Errorf("broker config %s = %q, want %q", name, brokerValues[name], want)
+		}
+	}
 
 	// Partitions grow, never shrink.
 	if resp, err := adm.UpdatePartitions(ctx, 6, "events"); err != nil || resp["events"].Err != nil {
@@ -442,7 +469,7 @@ func TestAdmin(t *testing.T) {
 
 	// DescribeCluster.
 	dc := send[*kmsg.DescribeClusterResponse](t, cl, kmsg.NewPtrDescribeClusterRequest())
-	if dc.ErrorCode != 0 || dc.ClusterID != e.srv.cfg.ClusterID || len(dc.Brokers) != 1 || dc.Brokers[0].NodeID != 1 {
+	if dc.ErrorCode != 0 || dc.ClusterID != e.broker.ClusterID() || len(dc.Brokers) != 1 || dc.Brokers[0].NodeID != 1 {
 		t.Fatalf("DescribeCluster: %+v", dc)
 	}
 }

@@ -24,7 +24,7 @@ import (
 // which behaves the same.
 var topicConfigs = []topicConfig{
 	{
-		name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: commitlog.CleanupDelete,
+		name: "cleanup.policy", typ: kmsg.ConfigTypeList, def: fixed(commitlog.CleanupDelete),
 		doc: `"delete" removes old segments by retention.ms and retention.bytes; "compact" keeps the latest record of each key; "compact,delete" does both.`,
 		set: func(c *commitlog.TopicConfig, v string) error {
 			var del, compact bool
@@ -51,7 +51,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return c.CleanupPolicy },
 	},
 	{
-		name: "compression.type", typ: kmsg.ConfigTypeString, def: "producer",
+		name: "compression.type", typ: kmsg.ConfigTypeString, def: fixed("producer"),
 		doc: `Batches are stored compressed as the producer sent them ("producer"); no other value is supported.`,
 		set: func(_ *commitlog.TopicConfig, v string) error {
 			if v != "producer" {
@@ -62,7 +62,7 @@ var topicConfigs = []topicConfig{
 		get: func(*commitlog.TopicConfig) string { return "producer" },
 	},
 	{
-		name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, def: msString(commitlog.DefaultDeleteRetention),
+		name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, def: fixed(msString(commitlog.DefaultDeleteRetention)),
 		doc: "How long a compacted topic keeps tombstones (records with a null value), in milliseconds.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			d, err := parseMillis(v, false)
@@ -72,8 +72,8 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return msString(c.DeleteRetention) },
 	},
 	{
-		name: "max.message.bytes", typ: kmsg.ConfigTypeInt, def: strconv.Itoa(commitlog.DefaultMaxBatchBytes),
-		doc: "The largest record batch the topic accepts, in bytes.",
+		name: "max.message.bytes", typ: kmsg.ConfigTypeInt, def: func(o *commitlog.Options) string { return strconv.Itoa(o.MaxMessageBytes) },
+		doc: "The largest record batch the topic accepts, in bytes; the broker's message.max.bytes by default.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			n, err := parseInt(v, 1, math.MaxInt32)
 			c.MaxMessageBytes = int(n)
@@ -82,7 +82,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return strconv.Itoa(c.MaxMessageBytes) },
 	},
 	{
-		name: "message.timestamp.type", typ: kmsg.ConfigTypeString, def: commitlog.CreateTime.String(),
+		name: "message.timestamp.type", typ: kmsg.ConfigTypeString, def: fixed(commitlog.CreateTime.String()),
 		doc: `"CreateTime" keeps the producers' timestamps; "LogAppendTime" replaces them with the time of the append.`,
 		set: func(c *commitlog.TopicConfig, v string) error {
 			switch v {
@@ -98,7 +98,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return c.TimestampType.String() },
 	},
 	{
-		name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: "0.5",
+		name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, def: fixed("0.5"),
 		doc: "The share of a compacted partition's log not yet compacted above which the cleaner compacts it.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
@@ -119,7 +119,7 @@ var topicConfigs = []topicConfig{
 		},
 	},
 	{
-		name: "min.insync.replicas", typ: kmsg.ConfigTypeInt, def: "1",
+		name: "min.insync.replicas", typ: kmsg.ConfigTypeInt, def: fixed("1"),
 		doc: "The number of in-sync replicas an acks=all write needs.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			n, err := parseInt(v, 1, math.MaxInt32)
@@ -129,7 +129,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return strconv.Itoa(c.MinInsyncReplicas) },
 	},
 	{
-		name: "retention.bytes", typ: kmsg.ConfigTypeLong, def: "-1",
+		name: "retention.bytes", typ: kmsg.ConfigTypeLong, def: fixed("-1"),
 		doc: "The size each partition is kept below by deleting its oldest segments, in bytes; -1 for no limit.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			n, err := parseInt(v, -1, math.MaxInt64)
@@ -142,7 +142,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return strconv.FormatInt(c.RetentionBytes, 10) },
 	},
 	{
-		name: "retention.ms", typ: kmsg.ConfigTypeLong, def: msString(commitlog.DefaultRetentionTime),
+		name: "retention.ms", typ: kmsg.ConfigTypeLong, def: fixed(msString(commitlog.DefaultRetentionTime)),
 		doc: "How long records are kept, in milliseconds; -1 keeps them forever.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			d, err := parseMillis(v, true)
@@ -152,7 +152,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return msString(c.RetentionTime) },
 	},
 	{
-		name: "segment.bytes", typ: kmsg.ConfigTypeInt, def: strconv.Itoa(commitlog.DefaultSegmentBytes),
+		name: "segment.bytes", typ: kmsg.ConfigTypeInt, def: fixed(strconv.Itoa(commitlog.DefaultSegmentBytes)),
 		doc: "The size at which a partition's active segment rolls, in bytes.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			n, err := parseInt(v, 1, math.MaxInt32)
@@ -162,7 +162,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return strconv.FormatInt(c.SegmentBytes, 10) },
 	},
 	{
-		name: "segment.ms", typ: kmsg.ConfigTypeLong, def: msString(commitlog.DefaultSegmentAge),
+		name: "segment.ms", typ: kmsg.ConfigTypeLong, def: fixed(msString(commitlog.DefaultSegmentAge)),
 		doc: "The age at which a partition's active segment rolls, in milliseconds.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			n, err := parseInt(v, 1, math.MaxInt64/int64(time.Millisecond))
@@ -177,10 +177,18 @@ var topicConfigs = []topicConfig{
 type topicConfig struct {
 	name string
 	typ  kmsg.ConfigType
-	def  string // the value of a topic created without it
-	doc  string
-	set  func(c *commitlog.TopicConfig, v string) error
-	get  func(c *commitlog.TopicConfig) string
+	// def is the value of a topic created without it: Kafka's default, or
+	// the broker's for a setting that Options holds.
+	def func(o *commitlog.Options) string
+	doc string
+	set func(c *commitlog.TopicConfig, v string) error
+	get func(c *commitlog.TopicConfig) string
+}
+
+// fixed is the default of a topic config that the broker's options do not
+// change.
+func fixed(v string) func(*commitlog.Options) string {
+	return func(*commitlog.Options) string { return v }
 }
 
 func findTopicConfig(name string) (*topicConfig, bool) {
@@ -282,7 +290,7 @@ func (s *Server) handleDescribeConfigs(_ context.Context, r *request) (kmsg.Resp
 				tc := &topicConfigs[i]
 				v := tc.get(&cfg)
 				source := kmsg.ConfigSourceDynamicTopicConfig
-				if v == tc.def {
+				if v == tc.def(&s.opts) {
 					source = kmsg.ConfigSourceDefaultConfig
 				}
 				entries = append(entries, configEntry{name: tc.name, value: v, typ: tc.typ, source: source, doc: tc.doc})
@@ -339,8 +347,8 @@ func (e configEntry) describe(req *kmsg.DescribeConfigsRequest) kmsg.DescribeCon
 	return c
 }
 
-// brokerConfigs are the broker settings DescribeConfigs reports: those the
-// server knows, read-only.
+// brokerConfigs are the broker settings DescribeConfigs reports, read-only:
+// the server's and the broker's options that Kafka names.
 func (s *Server) brokerConfigs(adv advertisedAddr) []configEntry {
 	static := func(name, value string, typ kmsg.ConfigType, doc string) configEntry {
 		return configEntry{name: name, value: value, typ: typ, source: kmsg.ConfigSourceStaticBrokerConfig, readOnly: true, doc: doc}
@@ -348,12 +356,14 @@ func (s *Server) brokerConfigs(adv advertisedAddr) []configEntry {
 	id := strconv.Itoa(int(s.cfg.NodeID))
 	return []configEntry{
 		static("advertised.listeners", "PLAINTEXT://"+netJoin(adv), kmsg.ConfigTypeList, "The address clients are told to connect to."),
-		static("auto.create.topics.enable", strconv.FormatBool(s.cfg.AutoCreateTopics), kmsg.ConfigTypeBoolean, "Whether a Metadata request may create the unknown topics it names."),
+		static("auto.create.topics.enable", strconv.FormatBool(s.opts.AutoCreateTopics), kmsg.ConfigTypeBoolean, "Whether a Metadata request may create the unknown topics it names."),
 		static("broker.id", id, kmsg.ConfigTypeInt, "The broker's id."),
 		static("connections.max.idle.ms", msString(s.cfg.IdleTimeout), kmsg.ConfigTypeLong, "Idle connections are closed after this many milliseconds."),
 		static("default.replication.factor", "1", kmsg.ConfigTypeInt, "The replication factor of topics created without one."),
 		static("log.dirs", s.b.Dir(), kmsg.ConfigTypeList, "The broker's data directory."),
+		static("message.max.bytes", strconv.Itoa(s.opts.MaxMessageBytes), kmsg.ConfigTypeInt, "The largest record batch a topic created without max.message.bytes accepts, in bytes."),
 		static("node.id", id, kmsg.ConfigTypeInt, "The broker's id."),
+		static("num.partitions", strconv.Itoa(int(s.opts.DefaultPartitions)), kmsg.ConfigTypeInt, "The partition count of topics created without one."),
 		static("socket.request.max.bytes", strconv.Itoa(s.cfg.MaxRequestBytes), kmsg.ConfigTypeInt, "The largest request accepted, in bytes."),
 	}
 }

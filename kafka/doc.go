@@ -9,10 +9,40 @@
 //	...
 //	srv.Shutdown(ctx) // then b.Close()
 //
-// Requests and responses are encoded with franz-go's kmsg. Each connection
-// is served by one goroutine that reads a request, answers it and only then
+// Requests and responses are encoded with franz-go's kmsg, except Fetch
+// responses: the server frames those itself and sends the record batches
+// from the segment files with sendfile(2), without copying them through
+// user space (Config.DisableZeroCopy turns that off). Each connection is
+// served by one goroutine that reads a request, answers it and only then
 // reads the next, as Kafka does: requests that a client pipelines are
 // processed and answered in the order they were sent.
+//
+// TLS: serve a tls.NewListener (Serve takes any net.Listener). Fetch
+// responses then go through a buffer, the records copied, as in Kafka.
+//
+// # Producers
+//
+// Produce writes every partition of a request, then waits once per
+// partition for the fsync that makes it durable (under the broker's
+// SyncGroupCommit), so the partitions and concurrent requests share fsync
+// rounds. Idempotent producers, franz-go's default, get their ids from
+// InitProducerId; the log checks their sequence numbers, answers a retried
+// batch with its original offset, and keeps that state across restarts.
+// Transactions are not supported: InitProducerId with a transactional id
+// answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and the transactions' APIs
+// are not advertised.
+//
+// # Consumer groups
+//
+// This broker coordinates every group (FindCoordinator), with the broker's
+// commitlog.GroupCoordinator: Kafka's classic group protocol, the
+// assignment computed by the group's leader on the client side, committed
+// offsets kept in __consumer_offsets. A JoinGroup or SyncGroup waits for
+// the rest of the group, and the requests sent after it on its connection
+// are answered after it, in order, as Kafka does; Shutdown ends the wait
+// with NOT_COORDINATOR and the client finds the coordinator again. KIP-848's
+// ConsumerGroupHeartbeat is not served, so clients use the classic
+// protocol.
 //
 // # API versions
 //
@@ -24,11 +54,23 @@
 //	1    Fetch             4-12 (13+ names topics by id)
 //	2    ListOffsets       1-6 (7 adds the max-timestamp query)
 //	3    Metadata          0-12
+//	8    OffsetCommit      2-8
+//	9    OffsetFetch       1-8 (8+ fetches several groups)
+//	10   FindCoordinator   0-4 (4+ looks up several keys)
+//	11   JoinGroup         0-9
+//	12   Heartbeat         0-4
+//	13   LeaveGroup        0-4
+//	14   SyncGroup         0-5
+//	15   DescribeGroups    0-5
+//	16   ListGroups        0-4
 //	18   ApiVersions       0-3
 //	19   CreateTopics      0-7
 //	20   DeleteTopics      0-6
+//	22   InitProducerId    0-4 (idempotent producers only)
 //	32   DescribeConfigs   0-4
 //	37   CreatePartitions  0-3
+//	42   DeleteGroups      0-2
+//	47   OffsetDelete      0
 //	60   DescribeCluster   0-2
 //
 // Produce versions 0-2 carry the old message formats, which the log does
@@ -43,9 +85,6 @@
 // ApiVersions range, so the client retries with a version it knows
 // (KIP-511).
 //
-// Not yet served: consumer groups (FindCoordinator, JoinGroup, SyncGroup,
-// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ...), InitProducerId
-// (idempotent and transactional producers), OffsetForLeaderEpoch, SASL and
-// TLS. Clients must disable idempotent writes (franz-go enables them by
-// default) until InitProducerId is served.
+// Not yet served: AlterConfigs and IncrementalAlterConfigs, transactions,
+// OffsetForLeaderEpoch and SASL.
 package kafka

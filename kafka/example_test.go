@@ -44,7 +44,6 @@ func Example() {
 
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(ln.Addr().String()),
-		kgo.DisableIdempotentWrite(), // until the server serves InitProducerId
 		kgo.ConsumeTopics("greetings"),
 	)
 	if err != nil {

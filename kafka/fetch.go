@@ -44,14 +44,16 @@ type fetchPart struct {
 // which makes clients send full fetches; a request naming a session gets
 // FETCH_SESSION_ID_NOT_FOUND.
 //
-// The records are copied into the response buffer when kmsg encodes it
-// (the partitions' RecordBatches alias the log's mapping until then, and
-// the slices are released once the response is written). A zero-copy path
-// will instead write the response framing itself and send each slice with
-// Slice.WriteTo (sendfile); readFetch is the read path it keeps.
+// Every partition is read (planned) before anything is written: the
+// partitions' RecordBatches alias the log's mapping, and the response, a
+// *fetchResponse, carries the Slices they come from. The connection frames
+// it itself and sends the records from the segment files (writeFetch,
+// fetchframe.go), or with Config.DisableZeroCopy has kmsg copy them into
+// the response buffer. The slices are released once the response is
+// written.
 func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.FetchRequest)
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp := &fetchResponse{FetchResponse: req.ResponseKind().(*kmsg.FetchResponse)}
 	resp.SessionID = 0
 	if req.Version >= 7 {
 		switch {
@@ -85,6 +87,7 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 			parts = append(parts, &fetchPart{topic: rt.Topic, req: &rt.Partitions[j], out: out})
 		}
 	}
+	resp.parts = parts
 	r.release = append(r.release, func() {
 		for _, fp := range parts {
 			fp.slice.Release()

@@ -13,23 +13,36 @@ import (
 // its entry here; advertise a key only once it is implemented in full,
 // since clients switch behaviour on what ApiVersions says.
 //
-// Still to come: InitProducerId (22, versions 0-4, for idempotent
-// producers) and the group coordinator's keys: OffsetCommit (8, 2-8),
-// OffsetFetch (9, 1-8), FindCoordinator (10, 0-4), JoinGroup (11, 0-7),
-// Heartbeat (12, 0-4), LeaveGroup (13, 0-4), SyncGroup (14, 0-5),
-// DescribeGroups (15), ListGroups (16), DeleteGroups (42).
-// OffsetForLeaderEpoch (23) waits for leader epochs that change.
+// Not served: IncrementalAlterConfigs (44) and AlterConfigs (33), until
+// the broker can change a topic's configuration; KIP-848's
+// ConsumerGroupHeartbeat (68), since clients switch to the new group
+// protocol when it is advertised. OffsetForLeaderEpoch (23) waits for
+// leader epochs that change. The transactions' keys (AddPartitionsToTxn
+// 24, AddOffsetsToTxn 25, EndTxn 26, TxnOffsetCommit 28, ...) are not
+// served: InitProducerId refuses transactional ids.
 func (s *Server) defaultHandlers() map[int16]handler {
 	return map[int16]handler{
 		0:  serve(3, 9, s.handleProduce).advertiseFrom(0),
 		1:  serve(4, 12, s.handleFetch),
 		2:  serve(1, 6, s.handleListOffsets),
 		3:  serve(0, 12, s.handleMetadata),
+		8:  serve(2, 8, s.handleOffsetCommit),
+		9:  serve(1, 8, s.handleOffsetFetch),
+		10: serve(0, 4, s.handleFindCoordinator),
+		11: serve(0, 9, s.handleJoinGroup),
+		12: serve(0, 4, s.handleHeartbeat),
+		13: serve(0, 4, s.handleLeaveGroup),
+		14: serve(0, 5, s.handleSyncGroup),
+		15: serve(0, 5, s.handleDescribeGroups),
+		16: serve(0, 4, s.handleListGroups),
 		18: serve(0, 3, s.handleApiVersions),
 		19: serve(0, 7, s.handleCreateTopics),
 		20: serve(0, 6, s.handleDeleteTopics),
+		22: serve(0, 4, s.handleInitProducerID),
 		32: serve(0, 4, s.handleDescribeConfigs),
 		37: serve(0, 3, s.handleCreatePartitions),
+		42: serve(0, 2, s.handleDeleteGroups),
+		47: serve(0, 0, s.handleOffsetDelete),
 		60: serve(0, 2, s.handleDescribeCluster),
 	}
 }

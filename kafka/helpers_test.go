@@ -36,17 +36,25 @@ type testEnv struct {
 type envOptions struct {
 	broker commitlog.Options
 	server Config
+	// dir is the broker's directory; default a new temporary one.
+	dir string
+	// groupCommit keeps the broker's default SyncGroupCommit, which tests
+	// otherwise replace with SyncNone.
+	groupCommit bool
 }
 
 // newEnv opens a broker in a temporary directory and serves it on
 // 127.0.0.1 on a free port until the test ends.
 func newEnv(t testing.TB, o envOptions) *testEnv {
 	t.Helper()
-	if o.broker.SyncPolicy == commitlog.SyncGroupCommit {
+	if o.broker.SyncPolicy == commitlog.SyncGroupCommit && !o.groupCommit {
 		// Tests do not need durability; fsyncs only slow them down.
 		o.broker.SyncPolicy = commitlog.SyncNone
 	}
-	b, err := commitlog.Open(t.TempDir(), o.broker)
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	b, err := commitlog.Open(o.dir, o.broker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +99,11 @@ func (e *testEnv) doStop() {
 	}
 }
 
-// client returns a franz-go client with default settings, except for the
-// seed broker and idempotent writes: the idempotent producer needs
-// InitProducerId, which the server does not serve yet. Drop
-// DisableIdempotentWrite once it does.
+// client returns a franz-go client with default settings (an idempotent
+// producer among them) but for the seed broker.
 func (e *testEnv) client(opts ...kgo.Opt) *kgo.Client {
 	e.t.Helper()
-	opts = append([]kgo.Opt{kgo.SeedBrokers(e.addr), kgo.DisableIdempotentWrite()}, opts...)
+	opts = append([]kgo.Opt{kgo.SeedBrokers(e.addr)}, opts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		e.t.Fatal(err)
@@ -167,6 +173,33 @@ func (w *testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// serve serves the env's broker on ln with another server, configured by
+// cfg, until the test ends (before the broker closes).
+func (e *testEnv) serve(ln net.Listener, cfg Config) *Server {
+	e.t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(e.t)
+	}
+	srv, err := NewServer(e.broker, cfg)
+	if err != nil {
+		ln.Close()
+		e.t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			e.t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			e.t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
+}
+
 // rawConn is a hand-driven client connection, for framing tests.
 type rawConn struct {
 	t  testing.TB
@@ -175,13 +208,18 @@ type rawConn struct {
 
 func (e *testEnv) dial() *rawConn {
 	e.t.Helper()
-	nc, err := net.DialTimeout("tcp", e.addr, testTimeout)
+	return dialTo(e.t, e.addr)
+}
+
+func dialTo(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, testTimeout)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	nc.SetDeadline(time.Now().Add(testTimeout))
-	e.t.Cleanup(func() { nc.Close() })
-	return &rawConn{t: e.t, nc: nc}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc}
 }
 
 // frame encodes a request at its version with kmsg's request formatter.

@@ -13,10 +13,13 @@ import (
 // asked for, all of them when the request names none. This broker leads
 // every partition, at leader epoch 0, as its only replica.
 //
-// An unknown topic is UNKNOWN_TOPIC_OR_PARTITION, unless Config.AutoCreateTopics
-// is set and the client allows creation: the topic is then created and, as
-// Kafka answers for the request that triggered the creation,
-// LEADER_NOT_AVAILABLE; the client asks again and finds it.
+// An unknown topic is UNKNOWN_TOPIC_OR_PARTITION, unless the broker's
+// Options.AutoCreateTopics is set and the client allows creation: the
+// topic is then created and, as Kafka answers for the request that
+// triggered the creation, LEADER_NOT_AVAILABLE; the client asks again and
+// finds it.
+//
+// The cluster id is the broker's (Broker.ClusterID), kept in its directory.
 func (s *Server) handleMetadata(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -25,13 +28,14 @@ func (s *Server) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 	b.Host = r.c.adv.host
 	b.Port = r.c.adv.port
 	resp.Brokers = []kmsg.MetadataResponseBroker{b}
-	resp.ClusterID = &s.cfg.ClusterID
+	clusterID := s.b.ClusterID()
+	resp.ClusterID = &clusterID
 	resp.ControllerID = s.cfg.NodeID
 
 	// Version 0 asks for every topic with an empty list, later versions
 	// with a null one; auto-creation is implied before version 4.
 	all := req.Topics == nil || req.Version == 0 && len(req.Topics) == 0
-	autoCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	autoCreate := s.opts.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	if all {
 		for _, name := range s.b.Topics() {
 			t, err := s.b.Topic(name)
@@ -88,6 +92,7 @@ func (s *Server) topicMetadata(t *commitlog.Topic) kmsg.MetadataResponseTopic {
 	name := t.Name()
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = &name
+	mt.IsInternal = commitlog.IsInternalTopic(name)
 	n := t.NumPartitions()
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, n)
 	for i := range n {
@@ -128,7 +133,7 @@ func (s *Server) handleDescribeCluster(_ context.Context, r *request) (kmsg.Resp
 		resp.ErrorMessage = &msg
 		return resp, nil
 	}
-	resp.ClusterID = s.cfg.ClusterID
+	resp.ClusterID = s.b.ClusterID()
 	resp.ControllerID = s.cfg.NodeID
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID = s.cfg.NodeID

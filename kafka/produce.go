@@ -3,7 +3,8 @@ package kafka
 import (
 	"context"
 	"errors"
-	"sync"
+	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -19,26 +20,42 @@ const (
 )
 
 // handleProduce appends each partition's record batch, exactly as received,
-// to its partition, and answers with the base offsets. Partitions are
-// appended concurrently, so that their fsyncs (under the broker's default
-// group commit) overlap instead of adding up.
+// to its partition, and answers with the base offsets.
+//
+// Every batch of the request is written first (Partition.WriteBatch: in
+// the log and readable, not yet durable); then, for acks=1 and acks=all
+// under the broker's SyncGroupCommit, one WaitDurable per partition waits
+// for the fsync that covers it. The partitions' flushers sync
+// concurrently, so a request spanning many partitions waits for about one
+// fsync, not one per partition, and concurrent requests share rounds. The
+// wait is bounded by the request's TimeoutMillis: past it the partition
+// answers REQUEST_TIMED_OUT, its records written but not acknowledged, and
+// the client retries. Other sync policies do not wait, as AppendBatch does
+// not. acks=all waits for what acks=1 does until replication exists.
+//
+// Idempotent producers' batches are checked by the log (producerstate.go):
+// a retry of one of the producer's last five batches answers success with
+// the original base offset and writes nothing; a sequence gap is
+// OUT_OF_ORDER_SEQUENCE_NUMBER, an epoch older than the producer's latest
+// INVALID_PRODUCER_EPOCH.
 //
 // With acks=0 nothing is answered; if any partition failed, the connection
 // is closed instead, as Kafka does, so that the client notices and
-// refreshes its metadata. acks=all waits for what acks=1 does until
-// replication exists: the append, durable under group commit.
+// refreshes its metadata.
 func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	validAcks := req.Acks == acksNone || req.Acks == acksLeader || req.Acks == acksAll
 
-	// Batches of one partition are appended in request order, distinct
-	// partitions in parallel.
-	type work struct {
-		records []byte
-		out     *kmsg.ProduceResponseTopicPartition
+	// durable collects, per partition written, the offset to wait for and
+	// the answers that depend on it; in request order.
+	type durable struct {
+		p    *commitlog.Partition
+		next int64
+		outs []*kmsg.ProduceResponseTopicPartition
 	}
-	byPartition := map[topicPartition][]work{}
-	var order []topicPartition
+	var waits []durable
+	index := map[*commitlog.Partition]int{} // into waits
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		tr := &resp.Topics[i]
@@ -51,90 +68,88 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 			*out = kmsg.NewProduceResponseTopicPartition()
 			out.Partition = rp.Partition
 			out.BaseOffset = -1
-			tp := topicPartition{rt.Topic, rp.Partition}
-			if _, ok := byPartition[tp]; !ok {
-				order = append(order, tp)
+			if !validAcks {
+				out.ErrorCode = errInvalidRequiredAcks
+				continue
 			}
-			byPartition[tp] = append(byPartition[tp], work{records: rp.Records, out: out})
-		}
-	}
-
-	switch req.Acks {
-	case acksNone, acksLeader, acksAll:
-		produce := func(tp topicPartition) {
-			for _, w := range byPartition[tp] {
-				s.producePartition(tp, w.records, w.out)
+			p, next, ok := s.writePartition(rt.Topic, rp.Partition, rp.Records, out)
+			if !ok {
+				continue
 			}
-		}
-		if len(order) == 1 {
-			produce(order[0])
-		} else {
-			var wg sync.WaitGroup
-			for _, tp := range order {
-				wg.Go(func() { produce(tp) })
+			k, seen := index[p]
+			if !seen {
+				k = len(waits)
+				index[p] = k
+				waits = append(waits, durable{p: p})
 			}
-			wg.Wait()
-		}
-	default:
-		for _, works := range byPartition {
-			for _, w := range works {
-				w.out.ErrorCode = errInvalidRequiredAcks
-			}
+			waits[k].next = max(waits[k].next, next)
+			waits[k].outs = append(waits[k].outs, out)
 		}
 	}
 
 	if req.Acks == acksNone {
-		for _, tp := range order {
-			for _, w := range byPartition[tp] {
-				if w.out.ErrorCode != errNone {
-					return nil, closeConn("acks=0 produce to %s partition %d failed with error %d", tp.topic, tp.partition, w.out.ErrorCode)
+		for _, tr := range resp.Topics {
+			for _, out := range tr.Partitions {
+				if out.ErrorCode != errNone {
+					return nil, closeConn("acks=0 produce to %s partition %d failed with error %d", tr.Topic, out.Partition, out.ErrorCode)
 				}
 			}
 		}
 		return nil, nil
 	}
+	if len(waits) > 0 && s.opts.SyncPolicy == commitlog.SyncGroupCommit {
+		ctx := context.Background()
+		if req.TimeoutMillis > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+			defer cancel()
+		}
+		for _, d := range waits {
+			if err := d.p.WaitDurable(ctx, d.next); err != nil {
+				for _, out := range d.outs {
+					out.ErrorCode = errorCode(err)
+					out.ErrorMessage = errorMessage(err)
+					out.BaseOffset, out.LogAppendTime, out.LogStartOffset = -1, -1, -1
+				}
+			}
+		}
+	}
 	return resp, nil
 }
 
-// topicPartition names a partition.
-type topicPartition struct {
-	topic     string
-	partition int32
-}
-
-// producePartition appends one partition's records and fills its response.
-func (s *Server) producePartition(tp topicPartition, records []byte, out *kmsg.ProduceResponseTopicPartition) {
-	fail := func(code int16, err error) {
+// writePartition writes one partition's records and fills its answer. It
+// returns the partition and its end offset after the batch (what to wait
+// for before the batch counts as durable), or ok false when the write
+// failed, the answer then holding the error.
+func (s *Server) writePartition(topic string, partition int32, records []byte, out *kmsg.ProduceResponseTopicPartition) (p *commitlog.Partition, next int64, ok bool) {
+	fail := func(code int16, err error) (*commitlog.Partition, int64, bool) {
 		out.ErrorCode = code
 		out.ErrorMessage = errorMessage(err)
+		return nil, 0, false
 	}
-	t, err := s.b.Topic(tp.topic)
-	if err != nil {
-		fail(errorCode(err), err)
-		return
+	if commitlog.IsInternalTopic(topic) {
+		// Only the broker writes its internal topics (Kafka answers the same).
+		return fail(errInvalidTopic, fmt.Errorf("%w: %s is internal: clients cannot produce to it", commitlog.ErrInvalidTopic, topic))
 	}
-	p, err := t.Partition(tp.partition)
+	t, err := s.b.Topic(topic)
 	if err != nil {
-		fail(errorCode(err), err)
-		return
+		return fail(errorCode(err), err)
+	}
+	p, err = t.Partition(partition)
+	if err != nil {
+		return fail(errorCode(err), err)
 	}
 	if code, err := checkProduceBatch(records); code != errNone {
-		fail(code, err)
-		return
+		return fail(code, err)
 	}
-	base, err := p.AppendBatch(records)
+	res, err := p.WriteBatch(records)
 	if err != nil {
-		fail(errorCode(err), err)
-		return
+		return fail(errorCode(err), err)
 	}
-	out.BaseOffset = base
+	out.BaseOffset = res.BaseOffset
+	out.LogAppendTime = res.LogAppendTime
 	out.LogStartOffset = p.StartOffset()
-	if t.Config().TimestampType == commitlog.LogAppendTime {
-		// AppendBatch stamped the batch with its append time.
-		if h, err := batch.ReadHeader(records); err == nil {
-			out.LogAppendTime = h.MaxTimestamp
-		}
-	}
+	return p, res.NextOffset, true
 }
 
 // checkProduceBatch applies Kafka's rules for the records of one partition

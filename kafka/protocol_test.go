@@ -38,7 +38,9 @@ func TestApiVersions(t *testing.T) {
 		}
 		want := map[int16][2]int16{
 			0: {0, 9}, 1: {4, 12}, 2: {1, 6}, 3: {0, 12}, 18: {0, 3},
-			19: {0, 7}, 20: {0, 6}, 32: {0, 4}, 37: {0, 3}, 60: {0, 2},
+			19: {0, 7}, 20: {0, 6}, 22: {0, 4}, 32: {0, 4}, 37: {0, 3}, 60: {0, 2},
+			8: {2, 8}, 9: {1, 8}, 10: {0, 4}, 11: {0, 9}, 12: {0, 4}, 13: {0, 4}, 14: {0, 5},
+			15: {0, 5}, 16: {0, 4}, 42: {0, 2}, 47: {0, 0},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("v%d: advertised %v, want %v", v, got, want)
@@ -87,7 +89,7 @@ func TestUnsupportedRequests(t *testing.T) {
 	produce.Version = 2
 	produce.Acks = 1
 	join := kmsg.NewPtrJoinGroupRequest()
-	join.Version = 5
+	join.Version = 10
 	fetch := kmsg.NewPtrFetchRequest()
 	fetch.Version = 13
 	for _, req := range []kmsg.Request{produce, join, fetch} {

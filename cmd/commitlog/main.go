@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- net.
 		syncPolicy      = fs.String("sync", commitlog.SyncGroupCommit.String(), "when appends are fsynced: group-commit, periodic or none")
 		syncInterval    = fs.Duration("sync-interval", commitlog.DefaultSyncInterval, "fsync period of -sync periodic (flush.ms)")
 		partitions      = fs.Int("partitions", 1, "partitions of topics created without a count (num.partitions)")
+		noZeroCopy      = fs.Bool("disable-zero-copy", false, "copy fetched records through user space instead of sending them with sendfile(2) (for debugging)")
 		shutdownTimeout = fs.Duration("shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in progress")
 		logLevel        = fs.String("log-level", "info", "debug, info, warn or error")
 	)
@@ -87,12 +88,12 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- net.
 		return err
 	}
 	srv, err := kafka.NewServer(b, kafka.Config{
-		Addr:             *addr,
-		NodeID:           int32(*nodeID),
-		AdvertisedHost:   *advertisedHost,
-		AdvertisedPort:   *advertisedPort,
-		AutoCreateTopics: *autoCreate,
-		Logger:           log,
+		Addr:            *addr,
+		NodeID:          int32(*nodeID),
+		AdvertisedHost:  *advertisedHost,
+		AdvertisedPort:  *advertisedPort,
+		DisableZeroCopy: *noZeroCopy,
+		Logger:          log,
 	})
 	if err != nil {
 		return errors.Join(err, b.Close())
@@ -101,7 +102,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- net.
 	if err != nil {
 		return errors.Join(err, b.Close())
 	}
-	log.Info("commitlog: broker open", "dir", b.Dir(), "topics", len(b.Topics()), "sync", policy.String())
+	log.Info("commitlog: broker open", "dir", b.Dir(), "cluster_id", b.ClusterID(), "topics", len(b.Topics()), "sync", policy.String())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

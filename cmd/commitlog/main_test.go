@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestRun serves a broker as the binary does, produces and consumes
@@ -37,8 +39,8 @@ func TestRun(t *testing.T) {
 	}
 
 	// Auto-creation is on for the binary; franz-go asks for it when told
-	// to. Idempotent writes need InitProducerId, not served yet.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr.String()), kgo.DisableIdempotentWrite(),
+	// to. Its producer is idempotent by default.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr.String()),
 		kgo.AllowAutoTopicCreation(), kgo.ConsumeTopics("hello"))
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +69,94 @@ func TestRun(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "commitlog: stopped") {
 		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
+
+// start runs the binary with args on a loopback port and returns its
+// address and a stop function that ends it as a signal would and returns
+// its error.
+func start(t *testing.T, args ...string) (addr string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-sync", "none"}, args...), &logs, ready)
+	}()
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	select {
+	case a := <-ready:
+		addr = a.String()
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	case <-timer.C:
+		cancel()
+		t.Fatal("the server did not start")
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return addr, stop
+}
+
+// TestRunRestart checks what the flags give the broker and what its
+// directory keeps: the cluster id survives a restart, and
+// -auto-create-topics=false leaves unknown topics unknown.
+func TestRunRestart(t *testing.T) {
+	dir := t.TempDir()
+	metadata := func(addr string) *kmsg.MetadataResponse {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req := kmsg.NewPtrMetadataRequest()
+		req.AllowAutoTopicCreation = true
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("unknown")
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	addr, stop := start(t, "-dir", dir, "-auto-create-topics=false")
+	first := metadata(addr)
+	if first.ClusterID == nil || len(*first.ClusterID) != 22 {
+		t.Fatalf("cluster id %v", first.ClusterID)
+	}
+	if code := first.Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unknown topic without auto-creation: error %d", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	addr, stop = start(t, "-dir", dir, "-disable-zero-copy")
+	again := metadata(addr)
+	if again.ClusterID == nil || *again.ClusterID != *first.ClusterID {
+		t.Fatalf("cluster id %v after a restart, was %s", again.ClusterID, *first.ClusterID)
+	}
+	if code := again.Topics[0].ErrorCode; code != kerr.LeaderNotAvailable.Code {
+		t.Fatalf("unknown topic with auto-creation: error %d, want LEADER_NOT_AVAILABLE", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
