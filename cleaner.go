@@ -52,6 +52,9 @@ type CompactOptions struct {
 	DeleteRetention time.Duration
 	// MemoryBytes bounds the key map of one pass, at 24 bytes a key
 	// (log.cleaner.dedupe.buffer.size). Default 64 MiB, about 2.8 M keys.
+	// Besides the map, a pass holds one batch and its filtered copy (at
+	// most MaxBatchBytes each, uncompressed at most 64 MiB) whatever the
+	// size of the segments.
 	MemoryBytes int
 	// Now is the time against which tombstones age. Default time.Now().
 	Now time.Time
@@ -249,24 +252,53 @@ func (c *compactor) buildMap(segs []*segment, from int64) (int64, error) {
 
 // filter writes a compacted copy of s with layout.CleanedSuffix, or returns
 // nil when nothing in s is to be removed.
-func (c *compactor) filter(s *segment, mapEnd, tombstoneCutoff int64) (*segment, error) {
+func (c *compactor) filter(s *segment, mapEnd, tombstoneCutoff int64) (ns *segment, err error) {
 	data := s.data()
 	c.stats.BytesRead += int64(len(data))
-	c.out = c.out[:0]
-	removed := int64(0)
+	cfg := &c.l.cfg
+	removed, written := int64(0), int64(0)
+	fail := func(err error) (*segment, error) {
+		if ns != nil {
+			ns.discard()
+		}
+		return nil, fmt.Errorf("commitlog: compact %s: %w", s.path(layout.KindLog), err)
+	}
+	// write appends whole batches to the copy, which exists from the first
+	// batch that loses records on: memory stays at one batch, whatever the
+	// segment's size.
+	write := func(b []byte) error {
+		for len(b) > 0 {
+			h, err := batch.ReadHeader(b)
+			if err != nil {
+				return err
+			}
+			if err := ns.append(b[:h.Size()], h, cfg); err != nil {
+				return err
+			}
+			ns.publish(ns.size.Load()+int64(h.Size()), h.NextOffset())
+			written += int64(h.Size())
+			b = b[h.Size():]
+		}
+		return nil
+	}
 	for pos := int64(0); pos < int64(len(data)); {
 		h, err := batch.ReadHeader(data[pos:])
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorruptLog, s.path(layout.KindLog), pos, err)
+			return fail(fmt.Errorf("%w: at %d: %w", ErrCorruptLog, pos, err))
 		}
 		b := data[pos : pos+int64(h.Size())]
+		start := pos
 		pos += int64(h.Size())
 		if h.Control() || h.BaseOffset >= mapEnd {
-			c.out = append(c.out, b...)
+			if ns != nil {
+				if err := write(b); err != nil {
+					return fail(err)
+				}
+			}
 			continue
 		}
 		var kept int
-		c.out, kept, err = batch.Filter(c.out, b, &c.it, &c.scratch, maxUncompressedBytes, func(r batch.Record) bool {
+		c.out, kept, err = batch.Filter(c.out[:0], b, &c.it, &c.scratch, maxUncompressedBytes, func(r batch.Record) bool {
 			if r.Key == nil {
 				return true
 			}
@@ -277,44 +309,35 @@ func (c *compactor) filter(s *segment, mapEnd, tombstoneCutoff int64) (*segment,
 			return r.Value != nil || h.MaxTimestamp >= tombstoneCutoff
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrCorruptLog, s.path(layout.KindLog), err)
+			return fail(fmt.Errorf("%w: %w", ErrCorruptLog, err))
 		}
 		removed += int64(h.NumRecords) - int64(kept)
+		if ns == nil && kept < int(h.NumRecords) {
+			if ns, err = createSegmentFiles(c.l.fs, c.l.dir, s.base, layout.CleanedSuffix, cfg); err != nil {
+				return nil, err
+			}
+			if err := write(data[:start]); err != nil { // the batches kept whole so far
+				return fail(err)
+			}
+		}
+		if ns != nil {
+			if err := write(c.out); err != nil {
+				return fail(err)
+			}
+		}
 	}
-	if removed == 0 {
+	if ns == nil {
 		return nil, nil
 	}
 	c.stats.RecordsRemoved += removed
-	c.stats.BytesWritten += int64(len(c.out))
-
-	cfg := &c.l.cfg
-	dir := c.l.dir
-	ns, err := createSegmentFiles(c.l.fs, dir, s.base, layout.CleanedSuffix, cfg)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*segment, error) {
-		ns.discard()
-		return nil, fmt.Errorf("commitlog: compact %s: %w", s.path(layout.KindLog), err)
-	}
-	next := s.base
-	for pos := int64(0); pos < int64(len(c.out)); {
-		h, err := batch.ReadHeader(c.out[pos:])
-		if err != nil {
-			return fail(err)
-		}
-		b := c.out[pos : pos+int64(h.Size())]
-		if err := ns.append(b, h, cfg); err != nil {
-			return fail(err)
-		}
-		pos += int64(h.Size())
-		next = h.NextOffset()
-		ns.size.Store(pos)
-	}
-	ns.publish(ns.size.Load(), max(next, s.next.Load()))
+	c.stats.BytesWritten += written
+	ns.publish(ns.size.Load(), max(ns.next.Load(), s.next.Load()))
 	ns.created, ns.firstTimestamp = s.created, s.firstTimestamp
 	if err := ns.seal(); err != nil {
 		return fail(err)
+	}
+	if cap(c.out) > maxPooledBytes {
+		c.out = nil // one huge batch does not pin its memory for the next
 	}
 	return ns, nil
 }
