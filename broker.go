@@ -34,6 +34,12 @@ type Options struct {
 	// MaxMessageBytes is the default largest record batch a topic accepts
 	// (message.max.bytes). Default 1048588.
 	MaxMessageBytes int
+	// RetentionTime is the default retention of topics created without one
+	// (log.retention.hours). Default 7 days; -1 keeps records forever.
+	RetentionTime time.Duration
+	// RetentionBytes is the default size cap of each partition of topics
+	// created without one (log.retention.bytes). Default -1: no cap.
+	RetentionBytes int64
 	// AutoCreateTopics creates a topic with default settings the first time
 	// a producer writes to it (auto.create.topics.enable). Off by default:
 	// a typo then fails with ErrUnknownTopic instead of making a topic.
@@ -109,6 +115,12 @@ func (o Options) withDefaults() Options {
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = DefaultMaxBatchBytes
 	}
+	if o.RetentionTime == 0 {
+		o.RetentionTime = DefaultRetentionTime
+	}
+	if o.RetentionBytes == 0 {
+		o.RetentionBytes = -1
+	}
 	if o.RetentionCheckInterval == 0 {
 		o.RetentionCheckInterval = DefaultRetentionCheckInterval
 	}
@@ -152,6 +164,10 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Options.DefaultPartitions %d below 1", ErrInvalidConfig, o.DefaultPartitions)
 	case o.MaxMessageBytes < 1024 || o.MaxMessageBytes > maxSegmentBytes:
 		return fmt.Errorf("%w: Options.MaxMessageBytes %d outside [1024, %d]", ErrInvalidConfig, o.MaxMessageBytes, maxSegmentBytes)
+	case o.RetentionTime < -1:
+		return fmt.Errorf("%w: Options.RetentionTime %v must be -1 or positive", ErrInvalidConfig, o.RetentionTime)
+	case o.RetentionBytes < -1:
+		return fmt.Errorf("%w: Options.RetentionBytes %d must be -1 or positive", ErrInvalidConfig, o.RetentionBytes)
 	case o.RetentionCheckInterval < 0:
 		return fmt.Errorf("%w: Options.RetentionCheckInterval %v is negative", ErrInvalidConfig, o.RetentionCheckInterval)
 	case o.CleanerBackoff < 0:

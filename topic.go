@@ -17,10 +17,11 @@ type TopicConfig struct {
 	// is possible until replication exists; 0 means 1.
 	ReplicationFactor int16
 	// RetentionBytes caps each partition's size; the oldest segments are
-	// deleted past it (retention.bytes). Default -1: no limit.
+	// deleted past it (retention.bytes). Default Options.RetentionBytes, -1:
+	// no limit.
 	RetentionBytes int64
 	// RetentionTime is how long records are kept (retention.ms). Default
-	// 7 days; -1 keeps them forever.
+	// Options.RetentionTime, 7 days; -1 keeps them forever.
 	RetentionTime time.Duration
 	// SegmentBytes is the segment size (segment.bytes). Default 1 GiB.
 	SegmentBytes int64
@@ -112,10 +113,10 @@ func (c TopicConfig) withDefaults(o *Options) TopicConfig {
 		c.ReplicationFactor = 1
 	}
 	if c.RetentionBytes == 0 {
-		c.RetentionBytes = -1
+		c.RetentionBytes = o.RetentionBytes
 	}
 	if c.RetentionTime == 0 {
-		c.RetentionTime = DefaultRetentionTime
+		c.RetentionTime = o.RetentionTime
 	}
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes

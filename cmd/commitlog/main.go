@@ -52,6 +52,10 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- net.
 		syncPolicy      = fs.String("sync", commitlog.SyncGroupCommit.String(), "when appends are fsynced: group-commit, periodic or none")
 		syncInterval    = fs.Duration("sync-interval", commitlog.DefaultSyncInterval, "fsync period of -sync periodic (flush.ms)")
 		partitions      = fs.Int("partitions", 1, "partitions of topics created without a count (num.partitions)")
+		retention       = fs.Duration("retention", commitlog.DefaultRetentionTime, "how long topics keep records by default, -1 forever (log.retention.hours)")
+		retentionBytes  = fs.Int64("retention-bytes", -1, "default size cap per partition in bytes, -1 none (log.retention.bytes)")
+		maxMessageBytes = fs.Int("message-max-bytes", commitlog.DefaultMaxBatchBytes, "largest record batch accepted (message.max.bytes)")
+		maxRequestBytes = fs.Int("max-request-bytes", kafka.DefaultMaxRequestBytes, "largest request accepted (socket.request.max.bytes)")
 		noZeroCopy      = fs.Bool("disable-zero-copy", false, "copy fetched records through user space instead of sending them with sendfile(2) (for debugging)")
 		shutdownTimeout = fs.Duration("shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in progress")
 		logLevel        = fs.String("log-level", "info", "debug, info, warn or error")
@@ -83,6 +87,9 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- net.
 		SyncInterval:      *syncInterval,
 		DefaultPartitions: int32(*partitions),
 		AutoCreateTopics:  *autoCreate,
+		RetentionTime:     *retention,
+		RetentionBytes:    *retentionBytes,
+		MaxMessageBytes:   *maxMessageBytes,
 	})
 	if err != nil {
 		return err
@@ -93,6 +100,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- net.
 		AdvertisedHost:  *advertisedHost,
 		AdvertisedPort:  *advertisedPort,
 		DisableZeroCopy: *noZeroCopy,
+		MaxRequestBytes: *maxRequestBytes,
 		Logger:          log,
 	})
 	if err != nil {

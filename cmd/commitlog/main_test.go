@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/streamkit/commitlog"
 	"net"
 	"strings"
 	"sync"
@@ -160,8 +161,43 @@ func TestRunRestart(t *testing.T) {
 	}
 }
 
+// TestRunTopicDefaults checks that the retention and message size flags
+// become the defaults of topics the binary creates.
+func TestRunTopicDefaults(t *testing.T) {
+	dir := t.TempDir()
+	addr, stop := start(t, "-dir", dir, "-retention", "1h", "-retention-bytes", "1048576", "-message-max-bytes", "314572800", "-max-request-bytes", "419430400")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "made", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := commitlog.Open(dir, commitlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	topic, err := b.Topic("made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := topic.Config()
+	if cfg.RetentionTime != time.Hour || cfg.RetentionBytes != 1<<20 || cfg.MaxMessageBytes != 300<<20 {
+		t.Fatalf("topic config %+v", cfg)
+	}
+}
+
 func TestRunBadFlags(t *testing.T) {
 	for _, args := range [][]string{
+		{"-retention", "-5s"},
+		{"-message-max-bytes", "10"},
 		{"-sync", "sometimes"},
 		{"-node-id", "-1"},
 		{"-nope"},
