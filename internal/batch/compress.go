@@ -118,34 +118,14 @@ func compress(dst []byte, c Codec, src []byte) ([]byte, error) {
 		return append(dst, src...), nil
 	case CodecGzip:
 		e := gzipEncoders.Get().(*gzipEncoder)
-		e.out.b = dst
-		e.w.Reset(&e.out)
-		_, err := e.w.Write(src)
-		if err == nil {
-			err = e.w.Close()
-		}
-		dst, e.out.b = e.out.b, nil
-		gzipEncoders.Put(e)
-		if err != nil {
-			return dst, fmt.Errorf("batch: gzip: %w", err)
-		}
-		return dst, nil
+		defer gzipEncoders.Put(e)
+		return compressStream(dst, &e.out, e.w, src, "gzip")
 	case CodecSnappy:
 		return snappyEncode(dst, src), nil
 	case CodecLZ4:
 		e := lz4Encoders.Get().(*lz4Encoder)
-		e.out.b = dst
-		e.w.Reset(&e.out)
-		_, err := e.w.Write(src)
-		if err == nil {
-			err = e.w.Close()
-		}
-		dst, e.out.b = e.out.b, nil
-		lz4Encoders.Put(e)
-		if err != nil {
-			return dst, fmt.Errorf("batch: lz4: %w", err)
-		}
-		return dst, nil
+		defer lz4Encoders.Put(e)
+		return compressStream(dst, &e.out, e.w, src, "lz4")
 	case CodecZstd:
 		e := zstdEncoders.Get().(*zstd.Encoder)
 		dst = e.EncodeAll(src, dst)
@@ -153,6 +133,28 @@ func compress(dst []byte, c Codec, src []byte) ([]byte, error) {
 		return dst, nil
 	}
 	return dst, fmt.Errorf("%w: %d", ErrUnknownCodec, int8(c))
+}
+
+// streamWriter is a pooled streaming compressor (gzip, lz4).
+type streamWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// compressStream appends src compressed by w to dst, through out, which w
+// writes to; out is left empty so the pooled encoder keeps no reference.
+func compressStream(dst []byte, out *appender, w streamWriter, src []byte, name string) ([]byte, error) {
+	out.b = dst
+	w.Reset(out)
+	_, err := w.Write(src)
+	if err == nil {
+		err = w.Close()
+	}
+	dst, out.b = out.b, nil
+	if err != nil {
+		return dst, fmt.Errorf("batch: %s: %w", name, err)
+	}
+	return dst, nil
 }
 
 // snappyEncode appends src in xerial framing, as the Java client writes it.
