@@ -513,9 +513,22 @@ func (b *Broker) Topics() []string {
 	return names
 }
 
-// DeleteTopic deletes a topic and its files. Readers holding Slices keep
-// them until they release them. The deletion is durable when it returns.
+// DeleteTopic deletes a topic and its files, and the offsets groups
+// committed for it (as Kafka does: a topic created again under the name
+// starts with none). Readers holding Slices keep them until they release
+// them. The deletion is durable when it returns.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if err := b.deleteTopic(ctx, name); err != nil {
+		return err
+	}
+	if err := b.groups.forgetTopic(ctx, name); err != nil {
+		return fmt.Errorf("commitlog: delete topic %s: committed offsets: %w", name, err)
+	}
+	return nil
+}
+
+// deleteTopic removes the topic and its files.
+func (b *Broker) deleteTopic(ctx context.Context, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, err := b.topicForAdminLocked(ctx, name)

@@ -274,3 +274,36 @@ func TestBrokerInternalTopic(t *testing.T) {
 	_, err = b.Topic(offsetsTopic)
 	require.NoError(t, err)
 }
+
+// TestDeleteTopicForgetsOffsets checks that deleting a topic removes the
+// offsets groups committed for it, durably, so that a topic created again
+// under the name does not inherit them.
+func TestDeleteTopicForgetsOffsets(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := Open(dir, Options{SyncPolicy: SyncNone, OffsetsTopicPartitions: 2})
+	require.NoError(t, err)
+	for _, name := range []string{"gone", "kept"} {
+		_, err = b.CreateTopic(ctx, name, TopicConfig{Partitions: 2})
+		require.NoError(t, err)
+	}
+	for _, g := range []string{"g1", "g2"} {
+		require.NoError(t, b.Groups().CommitOffsets(ctx, CommitRequest{Group: g, Generation: -1,
+			Offsets: map[string]map[int32]OffsetAndMetadata{"gone": {0: {Offset: 5}, 1: {Offset: 7}}, "kept": {0: {Offset: 3}}}}))
+	}
+	require.NoError(t, b.DeleteTopic(ctx, "gone"))
+	check := func(b *Broker) {
+		for _, g := range []string{"g1", "g2"} {
+			got, err := b.Groups().FetchOffsets(ctx, g, nil)
+			require.NoError(t, err)
+			require.NotContains(t, got, "gone")
+			require.Equal(t, int64(3), got["kept"][0].Offset)
+		}
+	}
+	check(b)
+	require.NoError(t, b.Close())
+	b, err = Open(dir, Options{SyncPolicy: SyncNone, OffsetsTopicPartitions: 2})
+	require.NoError(t, err)
+	defer b.Close()
+	check(b)
+}

@@ -846,3 +846,46 @@ func scanPartition(p *Partition, fn func(key, value []byte) error) error {
 	}
 	return nil
 }
+
+// forgetTopic removes every group's committed offsets of a deleted topic,
+// writing their tombstones, as Kafka does when a topic is deleted: a topic
+// created again under the name starts with no committed offsets.
+func (gc *GroupCoordinator) forgetTopic(ctx context.Context, topic string) error {
+	gc.mu.Lock()
+	ids := make([]string, 0, len(gc.groups))
+	for id := range gc.groups {
+		ids = append(ids, id)
+	}
+	gc.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		g, err := gc.lockGroup(id, false)
+		if err != nil || g == nil {
+			continue // gone meanwhile, or the coordinator closed
+		}
+		var gone []offsetTP
+		for p := range g.offsets[topic] {
+			gone = append(gone, offsetTP{topic, p})
+		}
+		if len(gone) == 0 {
+			g.unlock()
+			continue
+		}
+		a, err := gc.appendLocked(g.id, func(w *recordWriter) {
+			for _, tp := range gone {
+				w.addOffsetTombstone(g.id, tp.topic, tp.partition)
+			}
+		})
+		if err == nil {
+			g.forgetOffsetsLocked(gone)
+		}
+		g.unlock()
+		if err == nil {
+			err = a.wait(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
