@@ -32,6 +32,8 @@ func fromKafkaGo(m kafka.Message) kafkaGoRecord {
 	return r
 }
 
+func (r kafkaGoRecord) position() (int32, int64) { return int32(r.partition), r.offset }
+
 func (r kafkaGoRecord) equal(o kafkaGoRecord) bool {
 	return r.partition == o.partition && r.offset == o.offset && r.key == o.key &&
 		r.value == o.value && slices.Equal(r.headers, o.headers) && r.time.Equal(o.time)
@@ -122,34 +124,6 @@ func produceKafkaGo(ctx context.Context, t *testing.T, addr, topic string, perCo
 	return want
 }
 
-// checkKafkaGo asserts got holds every record of want exactly once, and
-// no other, each partition in offset order.
-func checkKafkaGo(t *testing.T, want map[[2]int64]kafkaGoRecord, got []kafkaGoRecord) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("received %d records, want %d", len(got), len(want))
-	}
-	seen := make(map[[2]int64]bool)
-	last := make(map[int]int64)
-	for _, r := range got {
-		id := [2]int64{int64(r.partition), r.offset}
-		w, ok := want[id]
-		switch {
-		case !ok:
-			t.Errorf("unexpected record at partition %d offset %d: %+v", r.partition, r.offset, r)
-		case seen[id]:
-			t.Errorf("record at partition %d offset %d received twice", r.partition, r.offset)
-		case !w.equal(r):
-			t.Errorf("partition %d offset %d:\n got %+v\nwant %+v", r.partition, r.offset, r, w)
-		}
-		if l, ok := last[r.partition]; ok && r.offset <= l {
-			t.Errorf("partition %d: offset %d received after %d", r.partition, r.offset, l)
-		}
-		last[r.partition] = r.offset
-		seen[id] = true
-	}
-}
-
 // readerMaxWait is the Readers' MaxWait, the longest a fetch waits for
 // records. Reader.Close waits for the fetch in flight
 // (segmentio/kafka-go#428), so the default, 10s, would add up to 10s to
@@ -193,7 +167,7 @@ func TestKafkaGoWriterAndReaders(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Fatalf("close reader: %v", err)
 		}
-		checkKafkaGo(t, want, got)
+		checkExactlyOnce(t, want, got)
 
 		// ReadMessage committed every offset: the group's offsets are
 		// the end of every partition.
@@ -237,7 +211,7 @@ func TestKafkaGoWriterAndReaders(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatalf("partition %d: close reader: %v", p, err)
 			}
-			checkKafkaGo(t, wantP, got)
+			checkExactlyOnce(t, wantP, got)
 			for i, rec := range got {
 				if rec.offset != int64(i) {
 					t.Errorf("partition %d: record %d has offset %d", p, i, rec.offset)

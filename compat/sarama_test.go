@@ -119,6 +119,8 @@ func fromSarama(m *sarama.ConsumerMessage) saramaRecord {
 	return r
 }
 
+func (r saramaRecord) position() (int32, int64) { return r.partition, r.offset }
+
 func (r saramaRecord) equal(o saramaRecord) bool {
 	return r.partition == o.partition && r.offset == o.offset && r.key == o.key &&
 		r.value == o.value && slices.Equal(r.headers, o.headers) && r.timestamp.Equal(o.timestamp)
@@ -305,34 +307,6 @@ func consumeGroup(ctx context.Context, t *testing.T, addr, group, topic string, 
 	return run
 }
 
-// checkReceived asserts got holds every record of want exactly once, and
-// no other.
-func checkReceived(t *testing.T, want map[[2]int64]saramaRecord, got []saramaRecord) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("received %d records, want %d", len(got), len(want))
-	}
-	seen := make(map[[2]int64]bool)
-	last := make(map[int32]int64)
-	for _, r := range got {
-		id := [2]int64{int64(r.partition), r.offset}
-		w, ok := want[id]
-		switch {
-		case !ok:
-			t.Errorf("unexpected record at partition %d offset %d: %+v", r.partition, r.offset, r)
-		case seen[id]:
-			t.Errorf("record at partition %d offset %d received twice", r.partition, r.offset)
-		case !w.equal(r):
-			t.Errorf("partition %d offset %d:\n got %+v\nwant %+v", r.partition, r.offset, r, w)
-		}
-		if l, ok := last[r.partition]; ok && r.offset <= l {
-			t.Errorf("partition %d: offset %d received after %d", r.partition, r.offset, l)
-		}
-		last[r.partition] = r.offset
-		seen[id] = true
-	}
-}
-
 func TestSaramaProduceAndConsumerGroup(t *testing.T) {
 	const (
 		topic      = "sarama"
@@ -351,7 +325,7 @@ func TestSaramaProduceAndConsumerGroup(t *testing.T) {
 
 	// Two members consume everything once between them, committing.
 	run := consumeGroup(ctx, t, addr, group, topic, 2, len(want))
-	checkReceived(t, want, run.recs)
+	checkExactlyOnce(t, want, run.recs)
 	for i, recs := range run.per {
 		if len(recs) == 0 {
 			t.Errorf("member %d received no records: the partitions were not shared", i)
@@ -383,7 +357,7 @@ func TestSaramaProduceAndConsumerGroup(t *testing.T) {
 	// records produced since, none of the first ones.
 	more := produceSarama(ctx, t, addr, topic, "second", perCodec/2)
 	run = consumeGroup(ctx, t, addr, group, topic, 2, len(more))
-	checkReceived(t, more, run.recs)
+	checkExactlyOnce(t, more, run.recs)
 	for _, r := range run.recs {
 		if r.offset < committed[r.partition] {
 			t.Errorf("restarted group read partition %d offset %d, before its commit %d", r.partition, r.offset, committed[r.partition])

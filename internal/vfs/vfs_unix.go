@@ -12,18 +12,6 @@ import (
 // Portable fallback for unix systems other than Linux, using only the
 // standard library's syscall package.
 
-func withFD(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var opErr error
-	if err := rc.Control(func(fd uintptr) { opErr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return opErr
-}
-
 // datasync uses File.Sync (fsync; F_FULLFSYNC on Darwin).
 func datasync(f *os.File) error { return f.Sync() }
 
