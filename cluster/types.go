@@ -1,0 +1,69 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+)
+
+// TopicPartition names one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// NoLeader is the Leader of a partition none of whose in-sync replicas is
+// alive (Kafka reports it as leader -1, LEADER_NOT_AVAILABLE).
+const NoLeader int32 = -1
+
+// PartitionState is what the controller decides for one partition: its
+// replicas, which of them is in sync, which leads, and the epochs that
+// fence stale leaders (Kafka's LeaderAndIsr / PartitionRegistration).
+type PartitionState struct {
+	Replicas    []int32 // broker ids, the preferred leader first
+	ISR         []int32 // in-sync replicas, a subset of Replicas
+	Leader      int32   // broker id of the leader, or NoLeader
+	LeaderEpoch int32   // bumped on every leader change
+	// PartitionEpoch is bumped on every change of the state (leader or
+	// ISR); AlterISR requests carry it so that a stale proposal fails.
+	PartitionEpoch int32
+}
+
+// Clone returns a deep copy of s.
+func (s PartitionState) Clone() PartitionState {
+	s.Replicas = slices.Clone(s.Replicas)
+	s.ISR = slices.Clone(s.ISR)
+	return s
+}
+
+// InSync reports whether broker id is in the ISR.
+func (s PartitionState) InSync(id int32) bool { return slices.Contains(s.ISR, id) }
+
+// BrokerInfo is a registered broker and the address clients and peers reach
+// it at.
+type BrokerInfo struct {
+	ID   int32
+	Host string
+	Port int32
+	Rack string
+}
+
+// Errors of the controller.
+var (
+	ErrUnknownBroker       = errors.New("cluster: unknown or fenced broker")
+	ErrUnknownTopic        = errors.New("cluster: unknown topic")
+	ErrTopicExists         = errors.New("cluster: topic already exists")
+	ErrInvalidReplication  = errors.New("cluster: replication factor larger than the live brokers")
+	ErrStaleState          = errors.New("cluster: stale leader or partition epoch")
+	ErrControllerClosed    = errors.New("cluster: controller closed")
+	ErrInvalidISR          = errors.New("cluster: ISR must be a subset of the replicas and contain the leader")
+	ErrInvalidPartitionNum = errors.New("cluster: invalid partition count")
+)
+
+// ISRUpdater is the one call a partition leader makes to the controller:
+// change the partition's ISR (Kafka's AlterPartition). The proposal names
+// the epochs the leader saw; it fails with ErrStaleState when the
+// partition moved on. The returned state is the one now in force.
+type ISRUpdater interface {
+	AlterISR(ctx context.Context, tp TopicPartition, leader int32, leaderEpoch, partitionEpoch int32, isr []int32) (PartitionState, error)
+}
