@@ -88,6 +88,12 @@ type Options struct {
 	// GroupMaxSize caps the members of one group (group.max.size). Default
 	// 0: no limit.
 	GroupMaxSize int
+
+	// Cluster makes the broker one of several that replicate their
+	// partitions, following a controller (see ClusterConfig and
+	// clusterbroker.go). Nil, the default: a single broker, whose topics
+	// have one replica.
+	Cluster *ClusterConfig
 }
 
 // Defaults of Options and TopicConfig not already defined by LogConfig.
@@ -106,6 +112,11 @@ const (
 )
 
 func (o Options) withDefaults() Options {
+	if o.Cluster != nil {
+		c := *o.Cluster
+		c.withDefaults()
+		o.Cluster = &c
+	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = DefaultSyncInterval
 	}
@@ -155,6 +166,11 @@ func (o Options) withDefaults() Options {
 }
 
 func (o *Options) validate() error {
+	if o.Cluster != nil {
+		if err := o.Cluster.validate(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case o.SyncPolicy < SyncGroupCommit || o.SyncPolicy > SyncNone:
 		return fmt.Errorf("%w: Options.SyncPolicy %v unknown", ErrInvalidConfig, o.SyncPolicy)
@@ -231,6 +247,13 @@ type Broker struct {
 
 	done chan struct{} // closed by Close: stops background goroutines
 	wg   sync.WaitGroup
+
+	// cluster is the broker's membership of a cluster (Options.Cluster),
+	// nil on a single broker. recorded holds the configurations of the
+	// topics topics.json lists, for the controller's events to open them
+	// with.
+	cluster  *clusterMember
+	recorded map[string]TopicConfig
 }
 
 // client is a producer or consumer that the broker flushes and closes on
@@ -273,6 +296,14 @@ func openBroker(fs vfs.FS, dir string, opts Options) (*Broker, error) {
 		lock.Close()
 		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
 	}
+	if b.opts.Cluster != nil {
+		if err := b.joinCluster(); err != nil {
+			b.groups.close()
+			b.closeTopics()
+			lock.Close()
+			return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
+		}
+	}
 	b.wg.Add(2)
 	go b.every(b.opts.RetentionCheckInterval, func() { _, _ = b.EnforceRetention() })
 	go b.every(b.opts.CleanerBackoff, func() { _, _ = b.CompactTopics(false) })
@@ -303,6 +334,17 @@ func (b *Broker) load() error {
 	for _, r := range records {
 		known[r.Name] = true
 	}
+	if b.opts.Cluster != nil {
+		// The controller's events open the replicated topics (and delete
+		// what it no longer has); only the broker's own topics open here.
+		b.recorded = map[string]TopicConfig{}
+		for _, r := range records {
+			if !IsInternalTopic(r.Name) {
+				b.recorded[r.Name] = r.Config
+			}
+		}
+		records = slices.DeleteFunc(records, func(r topicRecord) bool { return !IsInternalTopic(r.Name) })
+	}
 	// Partition directories of deleted topics, or marked for deletion,
 	// go: a crash interrupted their removal.
 	entries, err := b.fs.ReadDir(b.dir)
@@ -312,7 +354,7 @@ func (b *Broker) load() error {
 	for _, e := range entries {
 		name := e.Name()
 		topic, _, isPart := layout.ParsePartitionDir(name)
-		if e.IsDir() && (strings.HasSuffix(name, deleteSuffix) || isPart && !known[topic]) {
+		if e.IsDir() && (strings.HasSuffix(name, deleteSuffix) || isPart && !known[topic] && b.opts.Cluster == nil) {
 			if err := b.removeDir(filepath.Join(b.dir, name)); err != nil {
 				return err
 			}
@@ -357,6 +399,7 @@ func (b *Broker) openPartition(t *Topic, i int32) (*Partition, error) {
 }
 
 func closePartitions(parts []*Partition) error {
+	parts = slices.DeleteFunc(slices.Clone(parts), func(p *Partition) bool { return p.log == nil })
 	var errs []error
 	for _, p := range parts {
 		errs = append(errs, p.log.Close())
@@ -415,8 +458,18 @@ func (b *Broker) InitProducerID(ctx context.Context) (id int64, epoch int16, err
 	}
 	id = b.pidNext
 	b.pidNext++
+	if b.opts.Cluster != nil {
+		// Brokers of a cluster count ids independently; the broker id in
+		// the high bits keeps theirs apart (Kafka asks its controller
+		// for blocks instead).
+		id |= int64(b.opts.Cluster.BrokerID) << clusterProducerIDShift
+	}
 	return id, 0, nil
 }
+
+// clusterProducerIDShift places a broker's id above the 2^40 producer ids
+// it can hand out.
+const clusterProducerIDShift = 40
 
 // loadProducerIDs reads where the next block of producer ids starts.
 func (b *Broker) loadProducerIDs() error {
@@ -446,11 +499,14 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		return nil, err
 	}
 	cfg = cfg.withDefaults(&b.opts)
-	if err := cfg.validate(); err != nil {
+	if err := b.validateTopicConfig(name, &cfg); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if b.cluster != nil && !IsInternalTopic(name) {
+		return b.cluster.createTopic(ctx, name, cfg)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -518,6 +574,17 @@ func (b *Broker) Topics() []string {
 // starts with none). Readers holding Slices keep them until they release
 // them. The deletion is durable when it returns.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	if b.cluster != nil && !IsInternalTopic(name) {
+		if err := b.cluster.cfg.Controller.DeleteTopic(ctx, name); err != nil {
+			return clusterError(err)
+		}
+		// The controller's event deletes it here too; whichever comes
+		// first does it.
+		if err := b.deleteTopic(ctx, name); err != nil && !errors.Is(err, ErrUnknownTopic) {
+			return err
+		}
+		return b.groups.forgetTopic(ctx, name)
+	}
 	if err := b.deleteTopic(ctx, name); err != nil {
 		return err
 	}
@@ -547,6 +614,9 @@ func (b *Broker) deleteTopic(ctx context.Context, name string) error {
 	// next open removes.
 	var errs []error
 	for _, p := range t.Partitions() {
+		if p.log == nil {
+			continue // a partition of a cluster this broker holds no replica of
+		}
 		errs = append(errs, p.log.Close())
 		dir := p.log.Dir()
 		gone := dir + deleteSuffix
@@ -582,6 +652,9 @@ func (b *Broker) topicForAdminLocked(ctx context.Context, name string) (*Topic, 
 // CreatePartitions). Partitions are never removed: total below the current
 // count fails with ErrInvalidConfig.
 func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) error {
+	if b.cluster != nil && !IsInternalTopic(name) {
+		return b.cluster.addPartitions(ctx, name, total)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, err := b.topicForAdminLocked(ctx, name)
@@ -664,6 +737,9 @@ func (b *Broker) CompactTopics(force bool) (CompactStats, error) {
 			continue
 		}
 		for _, p := range t.Partitions() {
+			if p.log == nil {
+				continue
+			}
 			if !force && p.log.DirtyRatio() < t.cfg.MinCleanableDirtyRatio {
 				continue
 			}
@@ -694,6 +770,9 @@ func (b *Broker) EnforceRetention() (int, error) {
 			continue
 		}
 		for _, p := range t.Partitions() {
+			if p.log == nil {
+				continue
+			}
 			if t.cfg.RetentionTime > 0 {
 				n, err := p.log.RetainAge(t.cfg.RetentionTime, now)
 				deleted += n
@@ -770,10 +849,16 @@ func (b *Broker) Close() error {
 	}
 	close(b.done)
 	b.wg.Wait()
+	if b.cluster != nil {
+		errs = append(errs, b.cluster.leave())
+	}
 	b.groups.close()
 	b.mu.Lock()
 	errs = append(errs, b.closeTopics())
 	b.mu.Unlock()
+	if b.cluster != nil && !b.cluster.killed && errors.Join(errs...) == nil {
+		errs = append(errs, b.markCleanShutdown())
+	}
 	errs = append(errs, b.lock.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("commitlog: close broker: %w", err)
@@ -844,7 +929,7 @@ func (b *Broker) ValidateTopic(name string, cfg TopicConfig) (TopicConfig, error
 		return TopicConfig{}, err
 	}
 	cfg = cfg.withDefaults(&b.opts)
-	if err := cfg.validate(); err != nil {
+	if err := b.validateTopicConfig(name, &cfg); err != nil {
 		return TopicConfig{}, err
 	}
 	b.mu.RLock()

@@ -3,6 +3,8 @@ package commitlog
 import (
 	"errors"
 	"fmt"
+
+	"github.com/streamkit/commitlog/replication"
 )
 
 // Sentinel errors. Every error the package returns wraps one of these (or an
@@ -129,4 +131,16 @@ var (
 	// exceeds Options.OffsetMetadataMaxBytes (OFFSET_METADATA_TOO_LARGE,
 	// 12).
 	ErrOffsetMetadataTooLarge = errors.New("commitlog: offset metadata too large")
+)
+
+// Errors of a broker of a cluster (Options.Cluster).
+var (
+	// ErrNotLeader is returned for a write to, or a read from, a
+	// partition this broker does not lead (Kafka's NOT_LEADER_OR_FOLLOWER):
+	// the controller knows the leader.
+	ErrNotLeader = replication.ErrNotLeader
+	// ErrNotEnoughReplicas is returned for an acks=all write while fewer
+	// replicas than the topic's MinInsyncReplicas are in sync (Kafka's
+	// NOT_ENOUGH_REPLICAS).
+	ErrNotEnoughReplicas = replication.ErrNotEnoughReplicas
 )

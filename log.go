@@ -398,6 +398,11 @@ func (s *Slice) WriteTo(w io.Writer) (int64, error) {
 // segment. At the end offset it returns an empty Slice; outside
 // [StartOffset, EndOffset] it fails with an *OffsetOutOfRangeError.
 func (l *Log) Read(offset int64, maxBytes int) (Slice, error) {
+	return l.read(offset, -1, maxBytes)
+}
+
+// read is Read and ReadTo: limit < 0 reads up to the end offset.
+func (l *Log) read(offset, limit int64, maxBytes int) (Slice, error) {
 	for {
 		end := l.end.Load()
 		segs := l.segs.Load()
@@ -409,6 +414,12 @@ func (l *Log) Read(offset int64, maxBytes int) (Slice, error) {
 		}
 		if offset == end {
 			return Slice{NextOffset: end}, nil
+		}
+		if limit >= 0 && limit < end {
+			if offset >= limit {
+				return Slice{NextOffset: offset}, nil
+			}
+			end = limit
 		}
 		retry := false
 		for i := segs.find(offset); i < len(segs.segs); i++ {
@@ -435,20 +446,7 @@ func (l *Log) Read(offset int64, maxBytes int) (Slice, error) {
 
 // WaitData blocks until the log's end offset passes offset or ctx is done.
 func (l *Log) WaitData(ctx context.Context, offset int64) error {
-	for {
-		ch := l.dataCh.wait()
-		if l.end.Load() > offset {
-			return nil
-		}
-		if l.segs.Load() == nil {
-			return ErrClosed
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return l.waitTo(ctx, offset, l.end.Load)
 }
 
 // NotifyData makes every append (and Close) try a non-blocking send on ch

@@ -976,8 +976,8 @@ func (p *Producer) appendItems(items []roundItem) {
 					last = j
 				}
 			}
-			if l := pb.part.log; last >= 0 && l.cfg.SyncPolicy == SyncGroupCommit {
-				if err := l.WaitDurable(context.Background(), items[last].next); err != nil {
+			if last >= 0 {
+				if err := pb.part.waitAcked(context.Background(), items[last].next, p.cfg.Acks); err != nil {
 					err = pb.wrapError(err)
 					for k := i; k < j; k++ {
 						if items[k].err == nil {
@@ -1007,7 +1007,7 @@ func (p *Producer) write(it *roundItem) {
 		it.err = pb.wrapError(err)
 		return
 	}
-	it.base, it.next, it.appendTime, err = pb.part.write(buf)
+	it.base, it.next, it.appendTime, err = pb.part.write(buf, p.cfg.Acks)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			err = p.staleTopic(pb.pt, err)

@@ -13,8 +13,10 @@ type TopicConfig struct {
 	// Partitions is the number of partitions (num.partitions). Default
 	// Options.DefaultPartitions, 1.
 	Partitions int32
-	// ReplicationFactor is the number of copies of each partition. Only 1
-	// is possible until replication exists; 0 means 1.
+	// ReplicationFactor is the number of copies of each partition, on as
+	// many brokers of a cluster (Options.Cluster); a single broker holds
+	// one. 0 means 1 on a single broker and the smaller of 3 and the
+	// cluster's live brokers in a cluster.
 	ReplicationFactor int16
 	// RetentionBytes caps each partition's size; the oldest segments are
 	// deleted past it (retention.bytes). Default Options.RetentionBytes, -1:
@@ -109,8 +111,8 @@ func (c TopicConfig) withDefaults(o *Options) TopicConfig {
 	if c.Partitions == 0 {
 		c.Partitions = o.DefaultPartitions
 	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = 1
+	if c.ReplicationFactor == 0 && o.Cluster == nil {
+		c.ReplicationFactor = 1 // a cluster's default depends on its brokers
 	}
 	if c.RetentionBytes == 0 {
 		c.RetentionBytes = o.RetentionBytes
@@ -149,8 +151,8 @@ func (c *TopicConfig) validate() error {
 	switch {
 	case c.Partitions < 1:
 		return bad("Partitions", c.Partitions, "must be at least 1")
-	case c.ReplicationFactor != 1:
-		return bad("ReplicationFactor", c.ReplicationFactor, "must be 1: replication is not available yet")
+	case c.ReplicationFactor < 1:
+		return bad("ReplicationFactor", c.ReplicationFactor, "must be at least 1")
 	case c.RetentionBytes < -1:
 		return bad("RetentionBytes", c.RetentionBytes, "must be -1 or positive")
 	case c.RetentionTime < -1:
@@ -241,6 +243,11 @@ type PartitionDescription struct {
 func (t *Topic) Describe() TopicDescription {
 	d := TopicDescription{Name: t.name, Config: t.Config()}
 	for _, p := range *t.parts.Load() {
+		if p.log == nil {
+			// A partition of a cluster with no replica on this broker.
+			d.Partitions = append(d.Partitions, PartitionDescription{Partition: p.id})
+			continue
+		}
 		d.Partitions = append(d.Partitions, PartitionDescription{
 			Partition:     p.id,
 			StartOffset:   p.log.StartOffset(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/streamkit/commitlog"
+	"github.com/streamkit/commitlog/replication"
 )
 
 // Kafka error codes the server answers with (Kafka's Errors.java; franz-go's
@@ -17,6 +18,7 @@ const (
 	errLeaderNotAvailable       int16 = 5
 	errNotLeaderOrFollower      int16 = 6
 	errRequestTimedOut          int16 = 7
+	errNotEnoughReplicas        int16 = 19
 	errMessageTooLarge          int16 = 10
 	errInvalidTopic             int16 = 17
 	errInvalidRequiredAcks      int16 = 21
@@ -70,6 +72,14 @@ func errorCode(err error) int16 {
 		return errNone
 	case errors.Is(err, commitlog.ErrUnknownTopic), errors.Is(err, commitlog.ErrUnknownPartition):
 		return errUnknownTopicOrPartition
+	case errors.Is(err, commitlog.ErrNotLeader):
+		return errNotLeaderOrFollower
+	case errors.Is(err, commitlog.ErrNotEnoughReplicas):
+		return errNotEnoughReplicas
+	case errors.Is(err, replication.ErrFencedLeaderEpoch):
+		return errFencedLeaderEpoch
+	case errors.Is(err, replication.ErrUnknownLeaderEpoch):
+		return errUnknownLeaderEpoch
 	case errors.Is(err, commitlog.ErrRecordTooLarge):
 		return errMessageTooLarge
 	case errors.Is(err, commitlog.ErrCorruptBatch):
@@ -142,14 +152,10 @@ func errorMessage(err error) *string {
 	return &s
 }
 
-// leaderEpoch is the leader epoch of every partition until replication
-// exists: this broker leads all of them, always has, and the epoch never
-// changes.
-const leaderEpoch = 0
-
-// checkLeaderEpoch answers a request's CurrentLeaderEpoch (KIP-320): -1 is
+// checkLeaderEpoch answers a request's CurrentLeaderEpoch (KIP-320)
+// against the partition's leader epoch (always 0 on a single broker): -1 is
 // not checked, an older epoch is fenced, a newer one is not known yet.
-func checkLeaderEpoch(current int32) int16 {
+func checkLeaderEpoch(current, leaderEpoch int32) int16 {
 	switch {
 	case current == -1 || current == leaderEpoch:
 		return errNone

@@ -98,7 +98,7 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	if req.MaxBytes >= 0 {
 		maxBytes = min(maxBytes, int(req.MaxBytes))
 	}
-	n, failed := s.readFetch(parts, maxBytes)
+	n, failed := s.readFetch(parts, req.ReplicaID, maxBytes)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if failed || n >= int(req.MinBytes) || wait <= 0 || len(parts) == 0 {
 		return resp, nil
@@ -116,7 +116,7 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	for {
 		// Read again first: appends between the last read and the
 		// registration above sent no notification.
-		n, failed = s.readFetch(parts, maxBytes)
+		n, failed = s.readFetch(parts, req.ReplicaID, maxBytes)
 		if failed || n >= int(req.MinBytes) {
 			return resp, nil
 		}
@@ -133,7 +133,7 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 // readFetch reads every partition of a Fetch, releasing what an earlier
 // pass read, and fills in the responses. It returns the bytes of records
 // read and whether a partition failed (which answers the request at once).
-func (s *Server) readFetch(parts []*fetchPart, maxBytes int) (n int, failed bool) {
+func (s *Server) readFetch(parts []*fetchPart, replica int32, maxBytes int) (n int, failed bool) {
 	for _, fp := range parts {
 		fp.slice.Release()
 		out := fp.out
@@ -141,11 +141,8 @@ func (s *Server) readFetch(parts []*fetchPart, maxBytes int) (n int, failed bool
 		out.ErrorCode = errNone
 		out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
 
-		p, code := s.resolve(fp.topic, fp.req.Partition)
+		p, code := s.resolveLeader(fp.topic, fp.req.Partition, fp.req.CurrentLeaderEpoch)
 		fp.partition = p
-		if code == errNone {
-			code = checkLeaderEpoch(fp.req.CurrentLeaderEpoch)
-		}
 		if code != errNone {
 			out.ErrorCode = code
 			failed = true
@@ -154,17 +151,29 @@ func (s *Server) readFetch(parts []*fetchPart, maxBytes int) (n int, failed bool
 		// Only the first partition with records may exceed the limits,
 		// by its first batch (Read returns at least one).
 		limit := max(0, min(int(fp.req.PartitionMaxBytes), maxBytes-n))
-		sl, err := p.Read(fp.req.FetchOffset, limit)
+		var sl commitlog.Slice
+		var hw, logStart int64
+		var err error
+		if replica >= 0 {
+			// A follower: its fetch offset is its log end, which moves
+			// the high watermark; it reads past the high watermark.
+			hw, logStart, err = p.FollowerFetch(replica, fp.req.FetchOffset, fp.req.CurrentLeaderEpoch)
+			if err == nil {
+				sl, err = p.ReadForFollower(fp.req.FetchOffset, limit)
+			}
+		} else {
+			sl, err = p.Read(fp.req.FetchOffset, limit)
+			// The high watermark is read after the records, so that it
+			// is never below the end of what is returned.
+			hw, logStart = p.EndOffset(), p.StartOffset()
+		}
 		if err == nil && n > 0 && len(sl.Bytes) > limit {
 			sl.Release()
 			sl = commitlog.Slice{}
 		}
-		// The high watermark is read after the records, so that it is
-		// never below the end of what is returned.
-		hw := p.EndOffset()
 		out.HighWatermark = hw
 		out.LastStableOffset = hw // no transactions: nothing is unstable
-		out.LogStartOffset = p.StartOffset()
+		out.LogStartOffset = logStart
 		if err != nil {
 			out.ErrorCode = errorCode(err)
 			failed = true

@@ -68,6 +68,17 @@ func (s *Server) handleFindCoordinator(_ context.Context, r *request) (kmsg.Resp
 		msg = errorMessage(fmt.Errorf("unknown coordinator key type %d", req.CoordinatorType))
 	}
 	nodeID, host, port := s.cfg.NodeID, r.c.adv.host, r.c.adv.port
+	if ctrl := s.controller(); ctrl != nil && code == errNone {
+		// Groups are not replicated yet: every broker of a cluster
+		// sends them all to one, the live broker with the lowest id, so
+		// that a group's members meet there. Its groups and committed
+		// offsets are lost when it goes.
+		if live := ctrl.Brokers(); len(live) > 0 {
+			nodeID, host, port = live[0].ID, live[0].Host, live[0].Port
+		} else {
+			code = errCoordinatorNotAvailable
+		}
+	}
 	if code != errNone {
 		nodeID, host, port = -1, "", -1 // Kafka's Node.noNode
 	}

@@ -16,11 +16,21 @@ import (
 // Not served: IncrementalAlterConfigs (44) and AlterConfigs (33), until
 // the broker can change a topic's configuration; KIP-848's
 // ConsumerGroupHeartbeat (68), since clients switch to the new group
-// protocol when it is advertised. OffsetForLeaderEpoch (23) waits for
-// leader epochs that change. The transactions' keys (AddPartitionsToTxn
+// protocol when it is advertised. OffsetForLeaderEpoch (23) is served by
+// brokers of a cluster only, where leader epochs change. The transactions' keys (AddPartitionsToTxn
 // 24, AddOffsetsToTxn 25, EndTxn 26, TxnOffsetCommit 28, ...) are not
 // served: InitProducerId refuses transactional ids.
 func (s *Server) defaultHandlers() map[int16]handler {
+	h := s.singleBrokerHandlers()
+	if s.opts.Cluster != nil {
+		// Leader epochs change in a cluster: followers and clients
+		// (KIP-320) ask where an epoch ended.
+		h[23] = serve(0, 4, s.handleOffsetForLeaderEpoch)
+	}
+	return h
+}
+
+func (s *Server) singleBrokerHandlers() map[int16]handler {
 	return map[int16]handler{
 		0:  serve(3, 9, s.handleProduce).advertiseFrom(0),
 		1:  serve(4, 12, s.handleFetch),

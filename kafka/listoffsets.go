@@ -41,10 +41,7 @@ func (s *Server) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 }
 
 func (s *Server) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartition, out *kmsg.ListOffsetsResponseTopicPartition) {
-	p, code := s.resolve(topic, rp.Partition)
-	if code == errNone {
-		code = checkLeaderEpoch(rp.CurrentLeaderEpoch)
-	}
+	p, code := s.resolveLeader(topic, rp.Partition, rp.CurrentLeaderEpoch)
 	if code != errNone {
 		out.ErrorCode = code
 		return
@@ -52,10 +49,10 @@ func (s *Server) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 	switch ts := rp.Timestamp; ts {
 	case listLatest:
 		out.Offset = p.EndOffset()
-		out.LeaderEpoch = leaderEpoch
+		out.LeaderEpoch = p.LeaderEpoch()
 	case listEarliest:
 		out.Offset = p.StartOffset()
-		out.LeaderEpoch = leaderEpoch
+		out.LeaderEpoch = p.LeaderEpoch()
 	case listMaxTimestamp:
 		out.ErrorCode = errUnsupportedVersion
 	default:
@@ -74,7 +71,7 @@ func (s *Server) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 		}
 		out.Offset = offset
 		out.Timestamp = recordTS
-		out.LeaderEpoch = leaderEpoch
+		out.LeaderEpoch = p.LeaderEpoch()
 	}
 }
 

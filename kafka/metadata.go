@@ -31,6 +31,10 @@ func (s *Server) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 	clusterID := s.b.ClusterID()
 	resp.ClusterID = &clusterID
 	resp.ControllerID = s.cfg.NodeID
+	ctrl := s.controller()
+	if ctrl != nil {
+		resp.Brokers = s.clusterBrokers(ctrl)
+	}
 
 	// Version 0 asks for every topic with an empty list, later versions
 	// with a null one; auto-creation is implied before version 4.
@@ -42,7 +46,7 @@ func (s *Server) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 			if err != nil {
 				continue // deleted meanwhile
 			}
-			resp.Topics = append(resp.Topics, s.topicMetadata(t))
+			resp.Topics = append(resp.Topics, s.topicMetadata(t, resp.Brokers))
 		}
 		return resp, nil
 	}
@@ -82,24 +86,30 @@ func (s *Server) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.topicMetadata(t))
+		resp.Topics = append(resp.Topics, s.topicMetadata(t, resp.Brokers))
 	}
 	return resp, nil
 }
 
 // topicMetadata describes a topic and its partitions.
-func (s *Server) topicMetadata(t *commitlog.Topic) kmsg.MetadataResponseTopic {
+func (s *Server) topicMetadata(t *commitlog.Topic, live []kmsg.MetadataResponseBroker) kmsg.MetadataResponseTopic {
 	name := t.Name()
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = &name
 	mt.IsInternal = commitlog.IsInternalTopic(name)
+	if ctrl := s.controller(); ctrl != nil && !mt.IsInternal {
+		if parts, ok := s.clusterPartitions(ctrl, name, live); ok {
+			mt.Partitions = parts
+			return mt
+		}
+	}
 	n := t.NumPartitions()
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, n)
 	for i := range n {
 		p := kmsg.NewMetadataResponseTopicPartition()
 		p.Partition = i
 		p.Leader = s.cfg.NodeID
-		p.LeaderEpoch = leaderEpoch
+		p.LeaderEpoch = 0
 		p.Replicas = []int32{s.cfg.NodeID}
 		p.ISR = []int32{s.cfg.NodeID}
 		p.OfflineReplicas = []int32{}

@@ -31,7 +31,9 @@ const (
 // wait is bounded by the request's TimeoutMillis: past it the partition
 // answers REQUEST_TIMED_OUT, its records written but not acknowledged, and
 // the client retries. Other sync policies do not wait, as AppendBatch does
-// not. acks=all waits for what acks=1 does until replication exists.
+// not. On a broker of a cluster, acks=all also waits for the high
+// watermark to pass the batch (every in-sync replica has it) and fails
+// with NOT_ENOUGH_REPLICAS up front when too few replicas are in sync.
 //
 // Idempotent producers' batches are checked by the log (producerstate.go):
 // a retry of one of the producer's last five batches answers success with
@@ -46,6 +48,13 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 	req := r.body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	validAcks := req.Acks == acksNone || req.Acks == acksLeader || req.Acks == acksAll
+	acks := commitlog.AcksLeader
+	switch req.Acks {
+	case acksAll:
+		acks = commitlog.AcksAll
+	case acksNone:
+		acks = commitlog.AcksNone
+	}
 
 	// durable collects, per partition written, the offset to wait for and
 	// the answers that depend on it; in request order.
@@ -72,7 +81,7 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 				out.ErrorCode = errInvalidRequiredAcks
 				continue
 			}
-			p, next, ok := s.writePartition(rt.Topic, rp.Partition, rp.Records, out)
+			p, next, ok := s.writePartition(rt.Topic, rp.Partition, rp.Records, acks, out)
 			if !ok {
 				continue
 			}
@@ -97,7 +106,7 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		}
 		return nil, nil
 	}
-	if len(waits) > 0 && s.opts.SyncPolicy == commitlog.SyncGroupCommit {
+	if len(waits) > 0 {
 		ctx := context.Background()
 		if req.TimeoutMillis > 0 {
 			var cancel context.CancelFunc
@@ -105,7 +114,7 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 			defer cancel()
 		}
 		for _, d := range waits {
-			if err := d.p.WaitDurable(ctx, d.next); err != nil {
+			if err := d.p.WaitAcked(ctx, d.next, acks); err != nil {
 				for _, out := range d.outs {
 					out.ErrorCode = errorCode(err)
 					out.ErrorMessage = errorMessage(err)
@@ -121,7 +130,7 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 // returns the partition and its end offset after the batch (what to wait
 // for before the batch counts as durable), or ok false when the write
 // failed, the answer then holding the error.
-func (s *Server) writePartition(topic string, partition int32, records []byte, out *kmsg.ProduceResponseTopicPartition) (p *commitlog.Partition, next int64, ok bool) {
+func (s *Server) writePartition(topic string, partition int32, records []byte, acks commitlog.Acks, out *kmsg.ProduceResponseTopicPartition) (p *commitlog.Partition, next int64, ok bool) {
 	fail := func(code int16, err error) (*commitlog.Partition, int64, bool) {
 		out.ErrorCode = code
 		out.ErrorMessage = errorMessage(err)
@@ -142,7 +151,7 @@ func (s *Server) writePartition(topic string, partition int32, records []byte, o
 	if code, err := checkProduceBatch(records); code != errNone {
 		return fail(code, err)
 	}
-	res, err := p.WriteBatch(records)
+	res, err := p.WriteBatch(records, acks)
 	if err != nil {
 		return fail(errorCode(err), err)
 	}

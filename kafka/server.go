@@ -145,6 +145,10 @@ func NewServer(b *commitlog.Broker, cfg Config) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 	}
+	if c := s.opts.Cluster; c != nil {
+		// A broker of a cluster is known by its id there.
+		s.cfg.NodeID = c.BrokerID
+	}
 	s.handlers = s.defaultHandlers()
 	return s, nil
 }
