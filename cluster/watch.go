@@ -49,9 +49,9 @@ func (k EventKind) String() string {
 // modify them.
 type Event struct {
 	Kind      EventKind
-	Topic     string           // every kind but BrokersChanged
-	Partition int32            // PartitionChanged
-	State     PartitionState   // PartitionChanged
+	Topic     string         // every kind but BrokersChanged
+	Partition int32          // PartitionChanged
+	State     PartitionState // PartitionChanged
 	// Partitions is every partition's state, indexed by partition id
 	// (TopicCreated, PartitionsAdded).
 	Partitions []PartitionState
