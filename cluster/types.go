@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -66,4 +67,53 @@ var (
 // partition moved on. The returned state is the one now in force.
 type ISRUpdater interface {
 	AlterISR(ctx context.Context, tp TopicPartition, leader int32, leaderEpoch, partitionEpoch int32, isr []int32) (PartitionState, error)
+}
+
+// Errors added with the in-process controller.
+var (
+	ErrInvalidTopic  = errors.New("cluster: invalid topic name")
+	ErrInvalidBroker = errors.New("cluster: invalid broker id")
+)
+
+// Validate checks the invariants every PartitionState published by a
+// controller holds:
+//
+//   - Replicas is non-empty, its ids are distinct and non-negative;
+//   - ISR is a subset of Replicas without duplicates;
+//   - Leader is NoLeader or a member of the ISR (so a leader exists only
+//     while the ISR is non-empty);
+//   - LeaderEpoch and PartitionEpoch are non-negative, and LeaderEpoch is
+//     at most PartitionEpoch (every leader change is also a state change).
+//
+// The ISR may be empty: a broker that was the last member and restarted
+// after an unclean stop leaves it (see Local.RegisterBroker). Whether a
+// leaderless partition should have had a leader elected depends on which
+// brokers are alive, which only the controller knows.
+func (s PartitionState) Validate() error {
+	if len(s.Replicas) == 0 {
+		return errors.New("cluster: partition state has no replicas")
+	}
+	for i, r := range s.Replicas {
+		if r < 0 {
+			return fmt.Errorf("cluster: replica id %d is negative", r)
+		}
+		if slices.Contains(s.Replicas[:i], r) {
+			return fmt.Errorf("cluster: replica %d listed twice in %v", r, s.Replicas)
+		}
+	}
+	for i, r := range s.ISR {
+		if !slices.Contains(s.Replicas, r) {
+			return fmt.Errorf("%w: ISR member %d is not a replica (replicas %v)", ErrInvalidISR, r, s.Replicas)
+		}
+		if slices.Contains(s.ISR[:i], r) {
+			return fmt.Errorf("%w: ISR member %d listed twice in %v", ErrInvalidISR, r, s.ISR)
+		}
+	}
+	if s.Leader != NoLeader && !s.InSync(s.Leader) {
+		return fmt.Errorf("%w: leader %d is not in the ISR %v", ErrInvalidISR, s.Leader, s.ISR)
+	}
+	if s.LeaderEpoch < 0 || s.PartitionEpoch < 0 || s.LeaderEpoch > s.PartitionEpoch {
+		return fmt.Errorf("cluster: bad epochs: leader epoch %d, partition epoch %d", s.LeaderEpoch, s.PartitionEpoch)
+	}
+	return nil
 }
