@@ -329,7 +329,7 @@ func (m *clusterMember) openTopic(name string, states []cluster.PartitionState) 
 
 // addReplica gives a partition whose log is open its replication state.
 func (m *clusterMember) addReplica(p *Partition) error {
-	epochs, err := replication.OpenEpochCache(filepath.Join(p.log.Dir(), layout.EpochCheckpointFile))
+	epochs, err := replication.OpenEpochCacheFS(m.b.fs, filepath.Join(p.log.Dir(), replication.EpochCheckpointFile))
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,11 @@ func NewCluster(tb TB, n int, opts ...ClusterOption) *Cluster {
 		o(&cfg)
 	}
 	c := &Cluster{tb: tb, ctrl: cluster.NewLocal(cfg.ctrl), opts: cfg.opts, kafka: cfg.kafka, nodes: map[int32]*clusterNode{}}
+	// The directories first: cleanups run last in first out, and the
+	// brokers must close before their directories go.
+	for id := int32(1); id <= int32(n); id++ {
+		c.nodes[id] = &clusterNode{id: id, dir: tb.TempDir()}
+	}
 	if !cfg.kafka {
 		c.net = replication.NewMemNetwork(cfg.seed)
 	}
@@ -105,7 +110,6 @@ func NewCluster(tb TB, n int, opts ...ClusterOption) *Cluster {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id := int32(1); id <= int32(n); id++ {
-		c.nodes[id] = &clusterNode{id: id, dir: tb.TempDir()}
 		if err := c.startLocked(id); err != nil {
 			tb.Fatalf("commitlogtest: start broker %d: %v", id, err)
 		}

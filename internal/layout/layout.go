@@ -113,7 +113,3 @@ func ParsePartitionDir(name string) (topic string, partition int32, ok bool) {
 	}
 	return name[:i], int32(p), true
 }
-
-// EpochCheckpointFile is the file in a partition's directory that holds
-// its leader epoch cache (package replication owns the format).
-const EpochCheckpointFile = "leader-epoch-checkpoint"
