@@ -134,10 +134,10 @@ var hostileRequests = map[string][]byte{
 		0,          // isolation level
 		0, 0, 0, 0, // session id
 		0, 0, 0, 0, // session epoch
-		1,    // no topics
-		1,    // no forgotten topics
-		1,    // empty rack
-		1,    // one tagged field
+		1,     // no topics
+		1,     // no forgotten topics
+		1,     // empty rack
+		1,     // one tagged field
 		1, 17, // tag 1, 17 bytes
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // id, epoch
 	}, 0xff, 0xff, 0xff, 0xff, 0x0f),
