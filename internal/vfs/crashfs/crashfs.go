@@ -43,15 +43,17 @@
 // fails with an error wrapping ErrCrashed, as if the process were dead;
 // closing such a File returns nil (the OS closes a killed process's files,
 // and Crash has already released their descriptors and locks). Mappings
-// made before the crash stay readable (they show the old, uncrashed
-// content, or whatever the restarted broker writes to a file Crash did not
-// have to rewrite) so that goroutines of the dead broker that still read
-// them do not fault.
+// made before the crash stay readable and keep showing the old, uncrashed
+// content, so that goroutines of the dead broker that still read them
+// neither fault nor see what the restarted broker writes or truncates.
 //
-// Crash rewrites a damaged file by copying its synced bytes to a new file
-// and renaming it over the old name, so that old mappings keep their own
-// pages; its cost is one copy of each file that changed since its last
-// Sync. Paths are keyed by their absolute form; the wrapped FS must be a
+// To that end Crash rewrites every file that changed since its last Sync
+// or was mapped, by copying what survives to a new file renamed over the
+// old name: old mappings keep the old file's pages. Its cost is one copy
+// of each such file per Crash; appends and Syncs stay as cheap as the
+// wrapped FS's.
+//
+// Paths are keyed by their absolute form; the wrapped FS must be a
 // real file system for mappings and renames to behave as described (Unix
 // semantics: a renamed-over file stays readable through open descriptors
 // and mappings).
@@ -121,6 +123,7 @@ type node struct {
 	synced  int64    // size at the last successful Sync
 	saved   []extent // the synced bytes changed since, sorted, disjoint, within [0, synced)
 	created bool     // created and not yet made durable by a SyncDir of its parent
+	mapped  bool     // a File of it was mapped: Crash gives it a new inode
 }
 
 // extent is a run of synced bytes.
@@ -248,6 +251,9 @@ func (fs *FS) Rename(oldname, newname string) error {
 		return err
 	}
 	from, to := abs(oldname), abs(newname)
+	if from == to {
+		return nil
+	}
 	moved := map[string]*node{}
 	for p, n := range s.nodes {
 		switch {
@@ -408,7 +414,7 @@ func (fs *FS) Crash() (*FS, error) {
 			if err := s.base.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
-		case n.dirty():
+		case n.dirty() || n.mapped:
 			if err := s.restore(p, n); err != nil {
 				errs = append(errs, fmt.Errorf("crashfs: restore %s: %w", p, err))
 			}
@@ -421,12 +427,11 @@ func (fs *FS) Crash() (*FS, error) {
 // restore replaces the file at path with a new file holding what n says
 // survives: the synced size, the current bytes below it, and the saved
 // synced bytes over them.
-func (s *state) restore(path string, n *node) (err error) {
+func (s *state) restore(path string, n *node) error {
 	src, err := s.base.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
 	perm := os.FileMode(0o644)
 	if st, err := src.Stat(); err == nil {
 		perm = st.Mode().Perm()
@@ -434,24 +439,32 @@ func (s *state) restore(path string, n *node) (err error) {
 	tmp := path + ".crashfs-restore"
 	dst, err := s.base.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
+		_ = src.Close()
 		return err
 	}
-	defer func() {
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			_ = s.base.Remove(tmp)
-		}
-	}()
+	err = n.writeSurvivors(src, dst)
+	err = errors.Join(err, src.Close(), dst.Close())
+	if err == nil {
+		err = s.base.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = s.base.Remove(tmp)
+	}
+	return err
+}
+
+// writeSurvivors writes to dst what a crash leaves of src.
+func (n *node) writeSurvivors(src, dst vfs.File) error {
 	buf := make([]byte, 1<<20)
 	for off, end := int64(0), min(n.size, n.synced); off < end; {
 		k := int(min(int64(len(buf)), end-off))
 		r, err := src.ReadAt(buf[:k], off)
-		if r < k && err == nil {
+		if r == k {
+			err = nil
+		} else if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		if err != nil && !(errors.Is(err, io.EOF) && r == k) {
+		if err != nil {
 			return err
 		}
 		if _, err := dst.WriteAt(buf[:k], off); err != nil {
@@ -467,7 +480,7 @@ func (s *state) restore(path string, n *node) (err error) {
 			return err
 		}
 	}
-	return s.base.Rename(tmp, path)
+	return nil
 }
 
 // file is a File of one incarnation.
@@ -604,7 +617,13 @@ func (f *file) Map(size int) (vfs.Mapping, error) {
 	if f.writeOnly {
 		return nil, &os.PathError{Op: "mmap", Path: f.name, Err: errWriteOnly}
 	}
-	return f.base.Map(size)
+	m, err := f.base.Map(size)
+	if err == nil {
+		f.n.mu.Lock()
+		f.n.mapped = true
+		f.n.mu.Unlock()
+	}
+	return m, err
 }
 
 func (f *file) SyscallConn() (syscall.RawConn, error) {

@@ -345,3 +345,28 @@ func (noSyncFS) SyncDir(string) error { return nil }
 type noSyncFile struct{ vfs.File }
 
 func (noSyncFile) Sync() error { return nil }
+
+// A mapping of the dead incarnation keeps its pages even when the file was
+// clean and the next incarnation cuts it: no fault for a stale reader.
+func TestOldMappingOutlivesTruncation(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "f")
+	fs := crashfs.New(vfs.Default)
+	f := create(t, fs, name)
+	write(t, f, 0, "abc")
+	require.NoError(t, f.Sync())
+	m, err := f.Map(4096)
+	if errors.Is(err, vfs.ErrMmapUnsupported) {
+		t.Skip(err)
+	}
+	require.NoError(t, err)
+	defer m.Close()
+
+	fs = crash(t, fs)
+	g, err := fs.OpenFile(name, os.O_RDWR, 0)
+	require.NoError(t, err)
+	require.NoError(t, g.Truncate(0))
+	write(t, g, 0, "x")
+	assert.Equal(t, "abc", string(m.Bytes()[:3]))
+	require.NoError(t, g.Close())
+}
