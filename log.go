@@ -275,8 +275,10 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 	if dup, isDup, err := l.producers.check(h); err != nil || isDup {
 		return dup, dup + int64(h.LastOffsetDelta) + 1, err
 	}
-	cfg := l.config() // fixed while mu is held
-	if h.Size() > cfg.MaxBatchBytes { // lowered since the check above
+	// The configuration is fixed while mu is held; MaxBatchBytes may have
+	// been lowered since the check above.
+	cfg := l.config()
+	if h.Size() > cfg.MaxBatchBytes {
 		return 0, 0, fmt.Errorf("%w: batch of %d bytes above %d", ErrRecordTooLarge, h.Size(), cfg.MaxBatchBytes)
 	}
 	base = l.end.Load()
