@@ -15,7 +15,8 @@ import (
 type NodeConfig struct {
 	// BrokerID is this broker's id.
 	BrokerID int32
-	// Transport reaches the other brokers.
+	// Transport reaches the other brokers; nil: every fetch fails (a
+	// broker that only leads).
 	Transport Transport
 	// ISR is the controller, which accepts ISR changes; nil: the ISR never
 	// changes (a single broker).
@@ -64,7 +65,21 @@ func (c NodeConfig) withDefaults() NodeConfig {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Transport == nil {
+		c.Transport = noTransport{}
+	}
 	return c
+}
+
+// noTransport is the Transport of a Node configured without one.
+type noTransport struct{}
+
+func (noTransport) Fetch(context.Context, int32, *FetchRequest) (*FetchResponse, error) {
+	return nil, fmt.Errorf("%w: no transport configured", ErrUnreachable)
+}
+
+func (noTransport) OffsetForLeaderEpoch(context.Context, int32, *EpochRequest) (*EpochResponse, error) {
+	return nil, fmt.Errorf("%w: no transport configured", ErrUnreachable)
 }
 
 // Node drives the Replicas of one broker (Kafka's ReplicaManager and

@@ -360,3 +360,52 @@ func TestNodeClose(t *testing.T) {
 		}
 	})
 }
+
+// A leader's HandleFetch long-polls: it answers at MaxWait with no
+// records, or as soon as the leader appends.
+func TestHandleFetchLongPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := NewNode(NodeConfig{BrokerID: 1})
+		defer n.Close()
+		r, l := newTestReplica(t, 1, Config{})
+		n.Add(r)
+		mustNil(t, n.Apply(tp0, state(1, 1, 1, ids(1, 2), ids(1, 2))))
+		req := &FetchRequest{ReplicaID: 2, MaxWait: time.Second, Partitions: []FetchPartition{{Partition: tp0, CurrentLeaderEpoch: 1}}}
+
+		start := time.Now()
+		resp, err := n.HandleFetch(context.Background(), req)
+		mustNil(t, err)
+		if d := time.Since(start); d != time.Second || len(resp.Partitions[0].Records) != 0 {
+			t.Fatalf("empty fetch answered after %v with %d bytes", d, len(resp.Partitions[0].Records))
+		}
+
+		// The append comes mid-poll (in the bubble's fake time).
+		time.AfterFunc(100*time.Millisecond, func() { r.Appended(l.appendLeader("a", "b")) })
+		start = time.Now()
+		resp, err = n.HandleFetch(context.Background(), req)
+		mustNil(t, err)
+		if d := time.Since(start); d != 100*time.Millisecond || len(resp.Partitions[0].Records) == 0 {
+			t.Fatalf("fetch answered after %v with %d bytes", d, len(resp.Partitions[0].Records))
+		}
+
+		// Fenced, unknown partition, and OffsetForLeaderEpoch.
+		req.Partitions = append(req.Partitions, FetchPartition{Partition: cluster.TopicPartition{Topic: "x"}})
+		req.Partitions[0].CurrentLeaderEpoch = 0
+		resp, err = n.HandleFetch(context.Background(), req)
+		mustNil(t, err)
+		if !errors.Is(resp.Partitions[0].Err, ErrFencedLeaderEpoch) || !errors.Is(resp.Partitions[1].Err, ErrUnknownPartition) {
+			t.Fatalf("errors %v, %v", resp.Partitions[0].Err, resp.Partitions[1].Err)
+		}
+		eresp, err := n.HandleOffsetForLeaderEpoch(context.Background(), &EpochRequest{ReplicaID: 2, Partitions: []EpochQuery{
+			{Partition: tp0, CurrentLeaderEpoch: 1, LeaderEpoch: 1},
+			{Partition: tp0, CurrentLeaderEpoch: 2, LeaderEpoch: 1},
+		}})
+		mustNil(t, err)
+		if a := eresp.Partitions[0]; a.Err != nil || a.LeaderEpoch != 1 || a.EndOffset != 2 {
+			t.Fatalf("answer %+v", a)
+		}
+		if a := eresp.Partitions[1]; !errors.Is(a.Err, ErrUnknownLeaderEpoch) {
+			t.Fatalf("answer %+v", a)
+		}
+	})
+}
