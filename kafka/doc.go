@@ -52,7 +52,7 @@
 //	key  API               versions
 //	0    Produce           0-9 advertised, 3-9 served (see below)
 //	1    Fetch             4-12 (13+ names topics by id)
-//	2    ListOffsets       1-6 (7 adds the max-timestamp query)
+//	2    ListOffsets       1-8 (7: max timestamp; 8: earliest local)
 //	3    Metadata          0-12
 //	8    OffsetCommit      2-8
 //	9    OffsetFetch       1-8 (8+ fetches several groups)

@@ -22,7 +22,7 @@ func (s *Server) defaultHandlers() map[int16]handler {
 	return map[int16]handler{
 		0:  serve(3, 9, s.handleProduce).advertiseFrom(0),
 		1:  serve(4, 12, s.handleFetch),
-		2:  serve(1, 6, s.handleListOffsets),
+		2:  serve(1, 8, s.handleListOffsets),
 		3:  serve(0, 12, s.handleMetadata),
 		8:  serve(2, 8, s.handleOffsetCommit),
 		9:  serve(1, 8, s.handleOffsetFetch),
