@@ -391,7 +391,7 @@ func (b *Broker) openTopic(name string, cfg TopicConfig) (*Topic, error) {
 }
 
 func (b *Broker) openPartition(t *Topic, i int32) (*Partition, error) {
-	l, err := openLog(b.fs, filepath.Join(b.dir, layout.PartitionDir(t.name, i)), t.cfg.logConfig(&b.opts))
+	l, err := openLog(b.fs, filepath.Join(b.dir, layout.PartitionDir(t.name, i)), t.config().logConfig(&b.opts))
 	if err != nil {
 		return nil, err
 	}
@@ -733,17 +733,18 @@ func (b *Broker) CompactTopics(force bool) (CompactStats, error) {
 	var total CompactStats
 	var errs []error
 	for _, t := range b.topicsSnapshot() {
-		if !t.cfg.compacted() {
+		cfg := t.config()
+		if !cfg.compacted() {
 			continue
 		}
 		for _, p := range t.Partitions() {
 			if p.log == nil {
 				continue
 			}
-			if !force && p.log.DirtyRatio() < t.cfg.MinCleanableDirtyRatio {
+			if !force && p.log.DirtyRatio() < cfg.MinCleanableDirtyRatio {
 				continue
 			}
-			s, err := p.log.Compact(CompactOptions{DeleteRetention: t.cfg.DeleteRetention, MemoryBytes: b.opts.CleanerMemoryBytes})
+			s, err := p.log.Compact(CompactOptions{DeleteRetention: cfg.DeleteRetention, MemoryBytes: b.opts.CleanerMemoryBytes})
 			total.Passes += s.Passes
 			total.SegmentsWritten += s.SegmentsWritten
 			total.BytesRead += s.BytesRead
@@ -766,22 +767,23 @@ func (b *Broker) EnforceRetention() (int, error) {
 	deleted := 0
 	var errs []error
 	for _, t := range b.topicsSnapshot() {
-		if !t.cfg.deletes() {
+		cfg := t.config()
+		if !cfg.deletes() {
 			continue
 		}
 		for _, p := range t.Partitions() {
 			if p.log == nil {
 				continue
 			}
-			if t.cfg.RetentionTime > 0 {
-				n, err := p.log.RetainAge(t.cfg.RetentionTime, now)
+			if cfg.RetentionTime > 0 {
+				n, err := p.log.RetainAge(cfg.RetentionTime, now)
 				deleted += n
 				if err != nil && !errors.Is(err, ErrClosed) {
 					errs = append(errs, err)
 				}
 			}
-			if t.cfg.RetentionBytes > 0 {
-				n, err := p.log.RetainBytes(t.cfg.RetentionBytes)
+			if cfg.RetentionBytes > 0 {
+				n, err := p.log.RetainBytes(cfg.RetentionBytes)
 				deleted += n
 				if err != nil && !errors.Is(err, ErrClosed) {
 					errs = append(errs, err)

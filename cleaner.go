@@ -255,7 +255,10 @@ func (c *compactor) buildMap(segs []*segment, from int64) (int64, error) {
 func (c *compactor) filter(s *segment, mapEnd, tombstoneCutoff int64) (ns *segment, err error) {
 	data := s.data()
 	c.stats.BytesRead += int64(len(data))
-	cfg := &c.l.cfg
+	// The copy is at most as large as s, which the configuration of its
+	// day let grow past today's SegmentBytes if that was lowered since.
+	cfg := *c.l.config()
+	cfg.SegmentBytes = max(cfg.SegmentBytes, int64(len(data)))
 	removed, written := int64(0), int64(0)
 	fail := func(err error) (*segment, error) {
 		if ns != nil {
@@ -272,7 +275,7 @@ func (c *compactor) filter(s *segment, mapEnd, tombstoneCutoff int64) (ns *segme
 			if err != nil {
 				return err
 			}
-			if err := ns.append(b[:h.Size()], h, cfg); err != nil {
+			if err := ns.append(b[:h.Size()], h, &cfg); err != nil {
 				return err
 			}
 			ns.publish(ns.size.Load()+int64(h.Size()), h.NextOffset())
@@ -313,7 +316,7 @@ func (c *compactor) filter(s *segment, mapEnd, tombstoneCutoff int64) (ns *segme
 		}
 		removed += int64(h.NumRecords) - int64(kept)
 		if ns == nil && kept < int(h.NumRecords) {
-			if ns, err = createSegmentFiles(c.l.fs, c.l.dir, s.base, layout.CleanedSuffix, cfg); err != nil {
+			if ns, err = createSegmentFiles(c.l.fs, c.l.dir, s.base, layout.CleanedSuffix, &cfg); err != nil {
 				return nil, err
 			}
 			if err := write(data[:start]); err != nil { // the batches kept whole so far

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/streamkit/commitlog/internal/batch"
 	"github.com/streamkit/commitlog/internal/invariants"
+	"github.com/streamkit/commitlog/internal/layout"
 	"github.com/streamkit/commitlog/internal/vfs"
 	"github.com/streamkit/commitlog/zerocopy"
 )
@@ -141,8 +143,15 @@ func (c *LogConfig) validate() error {
 // (under SyncGroupCommit); records live in [StartOffset, EndOffset).
 type Log struct {
 	dir string
+	// cfg is the configuration the log was opened with, never written
+	// afterwards. The settings that may change while the log is open
+	// (SegmentBytes, SegmentAge, MaxBatchBytes: setConfig) are read from
+	// config(); the others never change.
 	cfg LogConfig
-	fs  vfs.FS
+	// live is the current configuration, an immutable value replaced
+	// whole under mu; nil until the first change, cfg meanwhile.
+	live atomic.Pointer[LogConfig]
+	fs   vfs.FS
 
 	// mu serialises the writer: Append, roll, Truncate, DeleteBefore,
 	// retention and Close. It guards the fields below it.
@@ -249,7 +258,7 @@ func (l *Log) Append(b []byte) (int64, error) {
 // write is Append without waiting for durability. It returns the batch's
 // base offset and the log's new end offset.
 func (l *Log) write(b []byte) (base, next int64, err error) {
-	h, err := batch.Check(b, l.cfg.MaxBatchBytes)
+	h, err := batch.Check(b, l.config().MaxBatchBytes)
 	switch {
 	case errors.Is(err, batch.ErrTooLarge):
 		return 0, 0, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
@@ -266,9 +275,22 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 	if dup, isDup, err := l.producers.check(h); err != nil || isDup {
 		return dup, dup + int64(h.LastOffsetDelta) + 1, err
 	}
+	// The configuration is fixed while mu is held; MaxBatchBytes may have
+	// been lowered since the check above.
+	cfg := l.config()
+	if h.Size() > cfg.MaxBatchBytes {
+		return 0, 0, fmt.Errorf("%w: batch of %d bytes above %d", ErrRecordTooLarge, h.Size(), cfg.MaxBatchBytes)
+	}
 	base = l.end.Load()
-	if l.active.full(h, base, &l.cfg, time.Now()) {
+	if l.active.full(h, base, cfg, time.Now()) {
 		if err := l.rollLocked(); err != nil {
+			return 0, 0, err
+		}
+	}
+	if l.active.size.Load() == 0 && int64(h.Size()) > int64(len(l.active.logMap.Bytes())) {
+		// An empty segment made before MaxBatchBytes was raised: its
+		// mapping cannot show the batch (full rolls a non-empty one).
+		if err := l.remakeActiveLocked(); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -277,7 +299,7 @@ func (l *Log) write(b []byte) (base, next int64, err error) {
 	h.BaseOffset = base
 	h.PartitionLeaderEpoch = l.leaderEpoch
 	seg := l.active
-	if err := seg.append(b, h, &l.cfg); err != nil {
+	if err := seg.append(b, h, cfg); err != nil {
 		l.err = err
 		return 0, 0, err
 	}
@@ -309,7 +331,7 @@ func (l *Log) rollLocked() error {
 		return l.err
 	}
 	l.sync.advance(old.next.Load())
-	seg, err := createSegment(l.fs, l.dir, l.end.Load(), &l.cfg)
+	seg, err := createSegment(l.fs, l.dir, l.end.Load(), l.config())
 	if err == nil {
 		err = l.fs.SyncDir(l.dir)
 	}
@@ -328,6 +350,82 @@ func (l *Log) rollLocked() error {
 	}
 	if invariants.Enabled {
 		l.checkLocked(nil)
+	}
+	return nil
+}
+
+// config returns the log's current configuration. It must not be
+// modified.
+func (l *Log) config() *LogConfig {
+	if c := l.live.Load(); c != nil {
+		return c
+	}
+	return &l.cfg
+}
+
+// setConfig changes, from the next append on, the settings of c that may
+// change while the log is open: SegmentBytes, SegmentAge and
+// MaxBatchBytes. The others must be those the log was opened with.
+//
+// Lowering SegmentBytes rolls the active segment at the next append that
+// passes the new size. Raising MaxBatchBytes needs no roll now: a segment's
+// mapping reserves max(SegmentBytes, MaxBatchBytes) of the configuration
+// it was made with, and the next append of a larger batch rolls a non-empty
+// active segment (full checks the mapping) or makes an empty one again
+// (remakeActiveLocked).
+func (l *Log) setConfig(c LogConfig) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	next := *l.config()
+	next.SegmentBytes, next.SegmentAge, next.MaxBatchBytes = c.SegmentBytes, c.SegmentAge, c.MaxBatchBytes
+	next = next.withDefaults()
+	if err := next.validate(); err != nil {
+		return err
+	}
+	l.live.Store(&next)
+	return nil
+}
+
+// remakeActiveLocked replaces the empty active segment by a new one made
+// with the current configuration, at the same base offset: its files are
+// made with layout.CleanedSuffix and renamed over the old ones, so that a
+// crash leaves the old empty files or the new ones (both the same empty
+// segment; the next open maps either for the configuration then) and
+// never no segment at the end offset. Readers holding the old segment keep
+// its mapping until they release it.
+func (l *Log) remakeActiveLocked() error {
+	old := l.active
+	fail := func(err error) error {
+		l.err = fmt.Errorf("commitlog: remake active segment of %s: %w", l.dir, err)
+		return l.err
+	}
+	seg, err := createSegmentFiles(l.fs, l.dir, old.base, layout.CleanedSuffix, l.config())
+	if err != nil {
+		return fail(err)
+	}
+	for _, k := range []layout.Kind{layout.KindIndex, layout.KindTimeIndex, layout.KindLog} {
+		name := filepath.Join(l.dir, layout.SegmentFile(old.base, k))
+		if err := l.fs.Rename(name+layout.CleanedSuffix, name); err != nil {
+			seg.discard()
+			return fail(err)
+		}
+	}
+	seg.suffix = ""
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		seg.release()
+		return fail(err)
+	}
+	cur := l.segs.Load().segs
+	segs := slices.Clone(cur)
+	segs[len(segs)-1] = seg
+	l.segs.Store(&segmentList{segs: segs})
+	l.active = seg
+	old.release() // its files were renamed over: release touches no path
+	if invariants.Enabled {
+		l.checkLocked(segs[len(segs)-1:])
 	}
 	return nil
 }

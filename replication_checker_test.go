@@ -3,7 +3,6 @@ package commitlog
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -188,7 +187,9 @@ func runChecker(t *testing.T, run checkerRun) checkerResult {
 // start opens a node's broker on a fresh crash file system over its
 // directory and connects it to the network.
 func (c *checkerCluster) start(n *checkerNode) {
-	n.fs = crashfs.New(vfs.Default)
+	if n.fs == nil {
+		n.fs = crashfs.New(vfs.Default)
+	}
 	opts := c.opts
 	opts.Cluster = &ClusterConfig{
 		BrokerID:          n.id,
@@ -215,8 +216,12 @@ func (c *checkerCluster) kill(n *checkerNode) {
 	}
 	c.net.Unregister(n.id)
 	b.cluster.killed = true
-	n.fs.Crash()
-	_ = b.Close() // fails: the file system is gone
+	fs, err := n.fs.Crash()
+	if err != nil {
+		c.t.Fatalf("crash broker %d: %v", n.id, err)
+	}
+	n.fs = fs
+	_ = b.Close() // fails: the crashed file system refuses everything
 }
 
 // nemesis disturbs the cluster, one fault at a time, for d.
@@ -438,7 +443,7 @@ func (c *checkerCluster) check(id int32, p *checkerProducer, cs *checkerConsumer
 			res.anomalies = append(res.anomalies, fmt.Sprintf("partition %d: broker %d has no replica", id, n.id))
 			return
 		}
-		logs[i] = readAll(part)
+		logs[i] = readReplica(part)
 	}
 	leader := logs[0]
 	for i := 1; i < len(logs); i++ {
@@ -482,7 +487,7 @@ type checkerRecord struct {
 	value  []byte
 }
 
-func readAll(p *Partition) []checkerRecord {
+func readReplica(p *Partition) []checkerRecord {
 	var out []checkerRecord
 	for pos := p.StartOffset(); pos < p.LogEndOffset(); {
 		s, err := p.ReadForFollower(pos, 1<<20)
@@ -516,4 +521,3 @@ func equalRecords(a, b []checkerRecord) bool {
 	return true
 }
 
-var _ = errors.Is

@@ -191,9 +191,24 @@ func (c *TopicConfig) logConfig(o *Options) LogConfig {
 // Topic is a named set of partitions. Its methods are safe for concurrent
 // use.
 type Topic struct {
-	name  string
-	cfg   TopicConfig
+	name string
+	// cfg is the configuration the topic was opened with; it is never
+	// written afterwards. The current one is live (Broker.AlterTopicConfig).
+	cfg TopicConfig
+	// live is the current configuration, an immutable value replaced
+	// whole; nil until the first change, cfg meanwhile. Read it with
+	// config().
+	live  atomic.Pointer[TopicConfig]
 	parts atomic.Pointer[[]*Partition] // grows with AddPartitions
+}
+
+// config returns the topic's current configuration. It must not be
+// modified.
+func (t *Topic) config() *TopicConfig {
+	if c := t.live.Load(); c != nil {
+		return c
+	}
+	return &t.cfg
 }
 
 // Name returns the topic's name.
@@ -201,7 +216,7 @@ func (t *Topic) Name() string { return t.name }
 
 // Config returns the topic's configuration with defaults filled in.
 func (t *Topic) Config() TopicConfig {
-	c := t.cfg
+	c := *t.config()
 	c.Partitions = t.NumPartitions()
 	return c
 }

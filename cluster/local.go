@@ -69,6 +69,8 @@ type Local struct {
 	uncleanEmpty map[TopicPartition]bool // ISRs emptied by an unclean restart, for checkLocked
 }
 
+var _ ISRUpdater = (*Local)(nil)
+
 // registration is a broker as the controller knows it. It outlives the
 // broker's session: a fenced or shut down broker keeps its entry (and may
 // stay the last member of ISRs) until it registers again.

@@ -198,28 +198,50 @@ func TestListOffsets(t *testing.T) {
 	check("at a record's time", at, err, 0, 3, base+3000)
 	between, err := adm.ListOffsetsAfterMilli(ctx, base+3500, "times")
 	check("between records", between, err, 0, 4, base+4000)
+	// KIP-734 (v7): the record with the largest timestamp, here not the
+	// last one; none in an empty partition.
+	r := &kgo.Record{Topic: "times", Partition: 0, Value: []byte("old"), Timestamp: time.UnixMilli(base)}
+	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	maxTS, err := adm.ListMaxTimestampOffsets(ctx, "times")
+	check("max timestamp", maxTS, err, 0, 9, base+9000)
+	check("max timestamp", maxTS, err, 1, -1, -1)
+	// KIP-405 (v8): every offset is local.
+	local, err := adm.ListLocalLogStartOffsets(ctx, "times")
+	check("earliest local", local, err, 0, 0, -1)
 
-	// After every record, Kafka answers offset and timestamp -1.
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = "times"
-	for _, ts := range []int64{base + 60_000, -3} {
+	// After every record, Kafka answers offset and timestamp -1; the
+	// special timestamps need their versions.
+	for _, tc := range []struct {
+		version   int16
+		ts        int64
+		code      int16
+		offset    int64
+		timestamp int64
+	}{
+		{8, base + 60_000, 0, -1, -1},
+		{6, -3, errUnsupportedVersion, -1, -1},
+		{7, -3, 0, 9, base + 9000},
+		{7, -4, errUnsupportedVersion, -1, -1},
+		{8, -4, 0, 0, -1},
+	} {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.Version = tc.version
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "times"
 		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Timestamp = ts
+		rp.Timestamp = tc.ts
 		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp := send[*kmsg.ListOffsetsResponse](t, cl, req)
-	ps := resp.Topics[0].Partitions
-	if p := ps[0]; p.ErrorCode != 0 || p.Offset != -1 || p.Timestamp != -1 {
-		t.Fatalf("after the last record: %+v, want offset and timestamp -1", p)
-	}
-	if p := ps[1]; p.ErrorCode != errUnsupportedVersion {
-		t.Fatalf("max timestamp: error %d, want UNSUPPORTED_VERSION", p.ErrorCode)
+		req.Topics = append(req.Topics, rt)
+		p := roundTrip[*kmsg.ListOffsetsResponse](e.dial(), req, 1).Topics[0].Partitions[0]
+		if p.ErrorCode != tc.code || p.Offset != tc.offset || p.Timestamp != tc.timestamp {
+			t.Errorf("v%d timestamp %d: %+v, want error %d offset %d timestamp %d", tc.version, tc.ts, p, tc.code, tc.offset, tc.timestamp)
+		}
 	}
 
 	// franz-go does not send requests for partitions it does not know.
-	req = kmsg.NewPtrListOffsetsRequest()
+	req := kmsg.NewPtrListOffsetsRequest()
 	req.Version = 6
 	for _, topic := range []string{"times", "missing"} {
 		rt := kmsg.NewListOffsetsRequestTopic()
@@ -229,7 +251,7 @@ func TestListOffsets(t *testing.T) {
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 	}
-	resp = roundTrip[*kmsg.ListOffsetsResponse](e.dial(), req, 1)
+	resp := roundTrip[*kmsg.ListOffsetsResponse](e.dial(), req, 1)
 	for _, tr := range resp.Topics {
 		if p := tr.Partitions[0]; p.ErrorCode != errUnknownTopicOrPartition {
 			t.Fatalf("%s partition 7: error %d, want UNKNOWN_TOPIC_OR_PARTITION", tr.Topic, p.ErrorCode)

@@ -129,7 +129,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return strconv.Itoa(c.MinInsyncReplicas) },
 	},
 	{
-		name: "retention.bytes", typ: kmsg.ConfigTypeLong, def: fixed("-1"),
+		name: "retention.bytes", typ: kmsg.ConfigTypeLong, def: func(o *commitlog.Options) string { return strconv.FormatInt(o.RetentionBytes, 10) },
 		doc: "The size each partition is kept below by deleting its oldest segments, in bytes; -1 for no limit.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			n, err := parseInt(v, -1, math.MaxInt64)
@@ -142,7 +142,7 @@ var topicConfigs = []topicConfig{
 		get: func(c *commitlog.TopicConfig) string { return strconv.FormatInt(c.RetentionBytes, 10) },
 	},
 	{
-		name: "retention.ms", typ: kmsg.ConfigTypeLong, def: fixed(msString(commitlog.DefaultRetentionTime)),
+		name: "retention.ms", typ: kmsg.ConfigTypeLong, def: func(o *commitlog.Options) string { return msString(o.RetentionTime) },
 		doc: "How long records are kept, in milliseconds; -1 keeps them forever.",
 		set: func(c *commitlog.TopicConfig, v string) error {
 			d, err := parseMillis(v, true)

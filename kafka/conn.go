@@ -254,12 +254,14 @@ func (c *conn) decode(buf []byte) (*request, error) {
 		if rest, err = skipTags(rest); err != nil {
 			return nil, closeConn("request header of %s v%d: %v", kmsg.NameForKey(r.key), r.version, err)
 		}
+		// kmsg bounds every length by the bytes left, except the count of
+		// tagged fields: a count far above the bytes left loops that many
+		// times (up to 2^32) before the decode fails. checkFlexible
+		// refuses such bodies first (flexguard.go).
+		if err := checkFlexible(r.key, r.version, rest); err != nil {
+			return nil, closeConn("malformed %s v%d request: %v", kmsg.NameForKey(r.key), r.version, err)
+		}
 	}
-	// kmsg bounds every length by the bytes left, except the count of
-	// tagged fields of flexible versions: a count far above the bytes left
-	// loops that many times (up to 2^32) before the decode fails, seconds
-	// to minutes of CPU for a request of a few bytes. The fix belongs in
-	// kmsg (stop reading tags once the reader is bad).
 	if err := r.body.ReadFrom(rest); err != nil {
 		return nil, closeConn("malformed %s v%d request: %v", kmsg.NameForKey(r.key), r.version, err)
 	}

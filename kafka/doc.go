@@ -52,7 +52,7 @@
 //	key  API               versions
 //	0    Produce           0-9 advertised, 3-9 served (see below)
 //	1    Fetch             4-12 (13+ names topics by id)
-//	2    ListOffsets       1-6 (7 adds the max-timestamp query)
+//	2    ListOffsets       1-8 (7: max timestamp; 8: earliest local)
 //	3    Metadata          0-12
 //	8    OffsetCommit      2-8
 //	9    OffsetFetch       1-8 (8+ fetches several groups)
@@ -68,8 +68,10 @@
 //	20   DeleteTopics      0-6
 //	22   InitProducerId    0-4 (idempotent producers only)
 //	32   DescribeConfigs   0-4
+//	33   AlterConfigs      0-2 (topics; broker settings are static)
 //	37   CreatePartitions  0-3
 //	42   DeleteGroups      0-2
+//	44   IncrementalAlterConfigs 0-1
 //	47   OffsetDelete      0
 //	60   DescribeCluster   0-2
 //
@@ -85,6 +87,15 @@
 // ApiVersions range, so the client retries with a version it knows
 // (KIP-511).
 //
-// Not yet served: AlterConfigs and IncrementalAlterConfigs, transactions,
-// OffsetForLeaderEpoch and SASL.
+// # Topic configs
+//
+// CreateTopics, DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
+// speak Kafka's topic config names (cleanup.policy, retention.ms,
+// max.message.bytes, ...), mapped onto commitlog.TopicConfig. Changes apply
+// live (commitlog.Broker.AlterTopicConfig) and survive restarts, except
+// message.timestamp.type, which cannot change on an open topic yet
+// (INVALID_CONFIG). Broker settings are static: altering one answers
+// INVALID_REQUEST, as Kafka does for its static settings.
+//
+// Not yet served: transactions, OffsetForLeaderEpoch and SASL.
 package kafka

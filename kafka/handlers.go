@@ -13,11 +13,10 @@ import (
 // its entry here; advertise a key only once it is implemented in full,
 // since clients switch behaviour on what ApiVersions says.
 //
-// Not served: IncrementalAlterConfigs (44) and AlterConfigs (33), until
-// the broker can change a topic's configuration; KIP-848's
-// ConsumerGroupHeartbeat (68), since clients switch to the new group
-// protocol when it is advertised. OffsetForLeaderEpoch (23) is served by
-// brokers of a cluster only, where leader epochs change. The transactions' keys (AddPartitionsToTxn
+// Not served: KIP-848's ConsumerGroupHeartbeat (68), since clients switch
+// to the new group protocol when it is advertised. OffsetForLeaderEpoch
+// (23) is served by brokers of a cluster only, where leader epochs change.
+// The transactions' keys (AddPartitionsToTxn
 // 24, AddOffsetsToTxn 25, EndTxn 26, TxnOffsetCommit 28, ...) are not
 // served: InitProducerId refuses transactional ids.
 func (s *Server) defaultHandlers() map[int16]handler {
@@ -34,7 +33,7 @@ func (s *Server) singleBrokerHandlers() map[int16]handler {
 	return map[int16]handler{
 		0:  serve(3, 9, s.handleProduce).advertiseFrom(0),
 		1:  serve(4, 12, s.handleFetch),
-		2:  serve(1, 6, s.handleListOffsets),
+		2:  serve(1, 8, s.handleListOffsets),
 		3:  serve(0, 12, s.handleMetadata),
 		8:  serve(2, 8, s.handleOffsetCommit),
 		9:  serve(1, 8, s.handleOffsetFetch),
@@ -50,8 +49,10 @@ func (s *Server) singleBrokerHandlers() map[int16]handler {
 		20: serve(0, 6, s.handleDeleteTopics),
 		22: serve(0, 4, s.handleInitProducerID),
 		32: serve(0, 4, s.handleDescribeConfigs),
+		33: serve(0, 2, s.handleAlterConfigs),
 		37: serve(0, 3, s.handleCreatePartitions),
 		42: serve(0, 2, s.handleDeleteGroups),
+		44: serve(0, 1, s.handleIncrementalAlterConfigs),
 		47: serve(0, 0, s.handleOffsetDelete),
 		60: serve(0, 2, s.handleDescribeCluster),
 	}

@@ -190,7 +190,8 @@ func (r *Replica) FetchPosition() (offset int64, epoch int32, ok bool) {
 // is pending, is ignored. Records that are not whole valid batches (CRC
 // included), that do not start at the LEO, or that carry a leader epoch
 // above epoch are refused with an error wrapping ErrInvalidRecords, and
-// nothing is appended.
+// nothing is appended. leaderLogStart is not used: the follower's own
+// retention moves its log start.
 func (r *Replica) Fetched(epoch int32, records []byte, leaderHW, leaderLogStart int64) error {
 	r.mu.Lock()
 	defer r.unlock()

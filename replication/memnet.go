@@ -102,8 +102,9 @@ func (n *MemNetwork) SetFaults(f Faults) {
 	n.faults = f
 }
 
-// Pause makes calls to broker id block before its handler runs, until
-// Resume or the caller's ctx is done (a stalled broker).
+// Pause stalls broker id: calls to it block before its handler runs, and
+// calls it makes block before they are sent, until Resume or the caller's
+// ctx is done.
 func (n *MemNetwork) Pause(id int32) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -229,11 +230,13 @@ func roundTrip[Req, Resp any](ctx context.Context, n *MemNetwork, from, to int32
 	if p.drop && !p.dropAnswer {
 		return zero, lost(ctx, p.dropTimeout, from, to)
 	}
-	if ch := n.pausedChan(to); ch != nil {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return zero, ctx.Err()
+	for _, id := range [2]int32{from, to} {
+		if ch := n.pausedChan(id); ch != nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return zero, ctx.Err()
+			}
 		}
 	}
 	h, err := n.reach(from, to) // the network may have changed meanwhile

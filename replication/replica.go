@@ -124,7 +124,9 @@ const (
 //   - a follower never truncates below what the leader's epoch answer
 //     allows, and never by its HW when it has epoch information.
 //
-// Lock order: Replica.mu, then EpochCache.mu, then the Log's own locks.
+// Lock order: Replica.mu, then EpochCache.mu, then the Log's own locks. So
+// a caller must not hold a lock that Log methods take while it calls a
+// Replica method (call Appended after the append released the log's lock).
 // Callbacks (OnHighWatermark, the Node's hook) run with no lock held.
 type Replica struct {
 	tp     cluster.TopicPartition
