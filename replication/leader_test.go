@@ -334,3 +334,28 @@ func TestBecomeLeaderKeepsHW(t *testing.T) {
 	}
 	_ = l
 }
+
+// TestRefusedExpansionReleasesHW: a follower that fetched its way back to
+// the HW counts towards the HW while its addition is pending (the maximal
+// ISR); when the controller refuses the addition (the broker was fenced
+// meanwhile) it must stop counting, or the HW stays below what the
+// committed ISR has.
+func TestRefusedExpansionReleasesHW(t *testing.T) {
+	r, l := newTestReplica(t, 2, Config{})
+	mustNil(t, r.Apply(t0, state(2, 1, 1, ids(2, 3, 1), ids(2, 3))))
+	r.Appended(l.appendLeader("a", "b")) // LEO 2
+	fetch(t, r, t0, 3, 2)
+	fetch(t, r, t0, 1, 2) // broker 1 caught up: pending addition
+	p, ok := r.TickProposal(t0)
+	if !ok || len(p.ISR) != 3 {
+		t.Fatalf("proposal %+v %v, want the ISR with broker 1 added", p, ok)
+	}
+	r.Appended(l.appendLeader("c")) // LEO 3
+	if hw := fetch(t, r, t0, 3, 3); hw != 2 {
+		t.Fatalf("HW %d, want 2 while broker 1 (LEO 2) is pending", hw)
+	}
+	r.isrRefused(p)
+	if hw := r.HighWatermark(); hw != 3 {
+		t.Fatalf("HW %d after the refusal, want 3 (the committed ISR's)", hw)
+	}
+}

@@ -265,6 +265,10 @@ func (n *Node) tick() {
 		case n.ctx.Err() != nil:
 			return
 		default:
+			// Refused (a broker the controller fenced, say): as Kafka
+			// does, go back to the committed ISR, so that a pending
+			// addition that will not happen stops holding the HW.
+			r.isrRefused(p)
 			n.logf("%v: alter ISR to %v: %v", r.tp, p.ISR, err)
 		}
 	}

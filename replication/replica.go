@@ -343,6 +343,19 @@ func (r *Replica) ISRCommitted(st cluster.PartitionState) {
 	r.updateISRLocked(st)
 }
 
+// isrRefused drops the additions of a proposal the controller refused
+// from the pending ones: they no longer count towards the HW (the maximal
+// ISR) and a follower still in sync is proposed again at its next fetch.
+func (r *Replica) isrRefused(p ISRProposal) {
+	r.mu.Lock()
+	defer r.unlock()
+	if r.role != roleLeader || p.LeaderEpoch != r.state.LeaderEpoch || p.PartitionEpoch != r.state.PartitionEpoch {
+		return
+	}
+	r.pendingAdd = slices.DeleteFunc(r.pendingAdd, func(id int32) bool { return slices.Contains(p.ISR, id) })
+	r.maybeAdvanceHWLocked()
+}
+
 // advanceLocked records the latest time seen.
 func (r *Replica) advanceLocked(now time.Time) {
 	if now.After(r.now) {

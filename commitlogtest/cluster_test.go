@@ -1,0 +1,80 @@
+package commitlogtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/streamkit/commitlog"
+)
+
+// TestClusterReplicates appends through the leader of a partition with
+// three replicas, checks that acks=all returns once every replica has the
+// records, then stops the leader and keeps appending through the new one.
+func TestClusterReplicates(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testClusterReplicates(t, NewCluster(t, 3)) })
+	t.Run("kafka", func(t *testing.T) { testClusterReplicates(t, NewCluster(t, 3, WithKafkaListeners())) })
+}
+
+func testClusterReplicates(t *testing.T, c *Cluster) {
+	c.CreateTopic("t", 1, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	appendVia := func(value string) int64 {
+		t.Helper()
+		for {
+			id, err := c.WaitLeader(ctx, "t", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := partitionOf(t, c.Broker(id), "t", 0)
+			off, err := p.Append(commitlog.Record{Value: []byte(value)})
+			if err == nil {
+				return off
+			}
+			t.Logf("append %s via broker %d: %v", value, id, err)
+			if ctx.Err() != nil {
+				t.Fatal(ctx.Err())
+			}
+		}
+	}
+	for i := range 10 {
+		if off := appendVia("a"); off != int64(i) {
+			t.Fatalf("offset %d, want %d", off, i)
+		}
+	}
+	leader := c.Leader("t", 0)
+	for id := int32(1); id <= 3; id++ {
+		p := partitionOf(t, c.Broker(id), "t", 0)
+		if id == leader && p.HighWatermark() != 10 {
+			t.Errorf("leader %d: high watermark %d, want 10", id, p.HighWatermark())
+		}
+		if p.LogEndOffset() < 10 && id != leader {
+			t.Logf("follower %d: log end %d (catching up)", id, p.LogEndOffset())
+		}
+	}
+	c.Stop(leader)
+	if off := appendVia("b"); off != 10 {
+		t.Fatalf("offset after failover %d, want 10", off)
+	}
+	if now := c.Leader("t", 0); now == leader {
+		t.Fatalf("stopped broker %d still leads", leader)
+	}
+	c.Start(leader)
+}
+
+func partitionOf(t *testing.T, b *commitlog.Broker, topic string, id int32) *commitlog.Partition {
+	t.Helper()
+	if b == nil {
+		t.Fatal("broker not running")
+	}
+	tp, err := b.Topic(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tp.Partition(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
