@@ -475,19 +475,26 @@ func (s *Slice) Release() {
 // copy from the mapping (TLS connections, buffered writers, other
 // platforms). It makes Slice an io.WriterTo.
 func (s *Slice) WriteTo(w io.Writer) (int64, error) {
+	n, _, err := s.SendTo(w)
+	return n, err
+}
+
+// SendTo is WriteTo that also reports whether the bytes went by sendfile(2)
+// (zeroCopy) rather than by a copy from the mapping.
+func (s *Slice) SendTo(w io.Writer) (n int64, zeroCopy bool, err error) {
 	if len(s.Bytes) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	if s.seg != nil {
 		if src, err := s.seg.log.SyscallConn(); err == nil {
 			n, handled, err := zerocopy.SendFile(w, src, s.Position, int64(len(s.Bytes)))
 			if handled {
-				return n, err
+				return n, true, err
 			}
 		}
 	}
-	n, err := w.Write(s.Bytes)
-	return int64(n), err
+	m, err := w.Write(s.Bytes)
+	return int64(m), false, err
 }
 
 // Read returns whole batches starting with the one that holds offset (so

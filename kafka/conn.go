@@ -319,8 +319,13 @@ func (c *conn) handle(r *request) error {
 // order of the requests: the connection's goroutine writes each before it
 // reads the next request.
 func (c *conn) write(r *request, resp kmsg.Response) error {
-	if fr, ok := resp.(*fetchResponse); ok && !c.s.cfg.DisableZeroCopy {
-		return c.writeFetch(r, fr)
+	fr, isFetch := resp.(*fetchResponse)
+	if isFetch && !c.s.cfg.DisableZeroCopy {
+		err := c.writeFetch(r, fr)
+		if err == nil {
+			c.s.stats.fetchResponses.Add(1)
+		}
+		return err
 	}
 	buf := c.wbuf[:0]
 	buf = append(buf, 0, 0, 0, 0)
@@ -339,6 +344,14 @@ func (c *conn) write(r *request, resp kmsg.Response) error {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 	}
 	_, err := c.nc.Write(buf)
+	if isFetch && err == nil {
+		var n int64
+		for _, fp := range fr.parts {
+			n += int64(len(fp.out.RecordBatches))
+		}
+		c.s.stats.copiedBytes.Add(n)
+		c.s.stats.fetchResponses.Add(1)
+	}
 	return err
 }
 

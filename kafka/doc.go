@@ -20,6 +20,13 @@
 // TLS: serve a tls.NewListener (Serve takes any net.Listener). Fetch
 // responses then go through a buffer, the records copied, as in Kafka.
 //
+// Server.Stats counts connections, Produce requests and Fetch responses,
+// and splits the record bytes fetched by how they left: by sendfile (record
+// ranges of 32 KiB and up to clients on other machines, or to all with
+// Config.ZeroCopyLoopback), written from the log's mapping in the frame's
+// writev (smaller ranges, and loopback clients, where a copy measured
+// faster), or copied (TLS, DisableZeroCopy, platforms without sendfile).
+//
 // # Producers
 //
 // Produce writes every partition of a request, then waits once per

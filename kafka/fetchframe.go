@@ -92,6 +92,10 @@ type fetchFrame struct {
 	// inline sends every record range from the mapping in the writev, with
 	// no sendfile: set for loopback peers (see conn.loopback).
 	inline bool
+	// Record bytes written by the last writeTo: by sendfile, from the
+	// mapping in a writev (or the Write of a writer that is not a socket),
+	// and copied by Slice.SendTo where sendfile was not possible.
+	sentZeroCopy, sentMapped, sentCopied int64
 }
 
 // plan encodes resp's frame, the records left out. sliceFor returns the
@@ -197,7 +201,9 @@ func checkNoPartitionTags(p *kmsg.FetchResponseTopicPartition) {
 // WriteTo (sendfile when w is a socket).
 func (f *fetchFrame) writeTo(w io.Writer) (int64, error) {
 	var written int64
+	f.sentZeroCopy, f.sentMapped, f.sentCopied = 0, 0, 0
 	bufs := f.iov[:0]
+	var mapped int64 // record bytes in bufs
 	flush := func() error {
 		if len(bufs) == 0 {
 			return nil
@@ -205,7 +211,10 @@ func (f *fetchFrame) writeTo(w io.Writer) (int64, error) {
 		f.iov = bufs[:0] // keep the array, however far WriteTo advances bufs
 		n, err := bufs.WriteTo(w)
 		written += n
-		bufs = f.iov[:0]
+		if err == nil {
+			f.sentMapped += mapped
+		}
+		bufs, mapped = f.iov[:0], 0
 		return err
 	}
 	prev := 0
@@ -216,13 +225,19 @@ func (f *fetchFrame) writeTo(w io.Writer) (int64, error) {
 		prev = c.at
 		if f.inline || c.slice == nil || len(c.bytes) < sendfileMinBytes || len(c.slice.Bytes) != len(c.bytes) {
 			bufs = append(bufs, c.bytes)
+			mapped += int64(len(c.bytes))
 			continue
 		}
 		if err := flush(); err != nil {
 			return written, err
 		}
-		n, err := c.slice.WriteTo(w)
+		n, zeroCopy, err := c.slice.SendTo(w)
 		written += n
+		if zeroCopy {
+			f.sentZeroCopy += n
+		} else {
+			f.sentCopied += n
+		}
 		if err == nil && n != int64(len(c.bytes)) {
 			err = io.ErrShortWrite
 		}
@@ -275,19 +290,27 @@ func (c *conn) writeFetch(r *request, resp *fetchResponse) error {
 	if c.s.cfg.IdleTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 	}
+	st := &c.s.stats
 	if _, ok := c.nc.(syscall.Conn); ok {
 		_, err := f.writeTo(c.nc)
+		st.sendfileBytes.Add(f.sentZeroCopy)
+		st.writevBytes.Add(f.sentMapped)
+		st.copiedBytes.Add(f.sentCopied)
 		return err
 	}
-	// Not a socket (TLS): gather the writes, which Slice.WriteTo then
+	// Not a socket (TLS): gather the writes, which Slice.SendTo then
 	// copies, into few large ones.
 	if c.bw == nil {
 		c.bw = bufio.NewWriterSize(c.nc, 64<<10)
 	}
-	if _, err := f.writeTo(c.bw); err != nil {
-		return err
+	_, err := f.writeTo(c.bw)
+	if err == nil {
+		err = c.bw.Flush()
 	}
-	return c.bw.Flush()
+	if err == nil {
+		st.copiedBytes.Add(f.sentZeroCopy + f.sentMapped + f.sentCopied)
+	}
+	return err
 }
 
 func appendInt16(b []byte, v int16) []byte { return binary.BigEndian.AppendUint16(b, uint16(v)) }

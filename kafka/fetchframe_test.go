@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -218,14 +219,15 @@ func TestFetchZeroCopyWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.serve(ln, Config{DisableZeroCopy: true})
+	copySrv := e.serve(ln, Config{DisableZeroCopy: true})
 	zc, copying := e.dial(), dialTo(t, ln.Addr().String())
 	ln2, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.serve(ln2, Config{}) // loopback default: writev from the mapping
+	inlineSrv := e.serve(ln2, Config{}) // loopback default: writev from the mapping
 	inline := dialTo(t, ln2.Addr().String())
+	var recordBytes, fetches int64
 
 	for v := int16(4); v <= 12; v++ {
 		for _, maxBytes := range []int32{1 << 20, 100} {
@@ -274,6 +276,12 @@ func TestFetchZeroCopyWire(t *testing.T) {
 				t.Fatalf("v%d max %d: loopback (writev) frame differs at %s", v, maxBytes, firstDiff(gotInline, want))
 			}
 			resp := readBody[*kmsg.FetchResponse](t, req, got)
+			fetches++
+			for _, tr := range resp.Topics {
+				for _, p := range tr.Partitions {
+					recordBytes += int64(len(p.RecordBatches))
+				}
+			}
 			ps := resp.Topics[0].Partitions
 			if maxBytes == 1<<20 && (len(ps[0].RecordBatches) < sendfileMinBytes || len(ps[1].RecordBatches) < sendfileMinBytes) {
 				t.Fatalf("v%d: partitions 0 and 1 answered %d and %d bytes, want both sent by sendfile", v, len(ps[0].RecordBatches), len(ps[1].RecordBatches))
@@ -282,6 +290,28 @@ func TestFetchZeroCopyWire(t *testing.T) {
 				t.Fatalf("v%d: errors %d and %d", v, ps[4].ErrorCode, ps[5].ErrorCode)
 			}
 		}
+	}
+
+	// Stats: one more request on each connection, answered after the
+	// counters of the last Fetch were added, then every record byte in
+	// exactly one counter.
+	for _, c := range []*rawConn{zc, copying, inline} {
+		roundTrip[*kmsg.ApiVersionsResponse](c, kmsg.NewPtrApiVersionsRequest(), 1)
+	}
+	zcStats, copyStats, inlineStats := e.srv.Stats(), copySrv.Stats(), inlineSrv.Stats()
+	for name, st := range map[string]Stats{"zero-copy": zcStats, "copying": copyStats, "loopback": inlineStats} {
+		if st.FetchResponses != fetches || st.Connections != 1 {
+			t.Errorf("%s: %d fetch responses on %d connections, want %d on 1", name, st.FetchResponses, st.Connections, fetches)
+		}
+		if sum := st.SendfileBytes + st.WritevBytes + st.CopiedBytes; sum != recordBytes {
+			t.Errorf("%s: %+v adds up to %d record bytes, want %d", name, st, sum, recordBytes)
+		}
+	}
+	if copyStats.CopiedBytes != recordBytes || inlineStats.WritevBytes != recordBytes {
+		t.Errorf("copying %+v, loopback %+v: want every record byte copied and written from the mapping", copyStats, inlineStats)
+	}
+	if runtime.GOOS == "linux" && (zcStats.SendfileBytes == 0 || zcStats.WritevBytes == 0 || zcStats.CopiedBytes != 0) {
+		t.Errorf("zero-copy %+v: want large ranges by sendfile, small ones by writev, none copied", zcStats)
 	}
 }
 
@@ -310,7 +340,7 @@ func TestFetchTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.serve(tls.NewListener(ln, serverCfg), Config{})
+	srv := e.serve(tls.NewListener(ln, serverCfg), Config{})
 	ctx := testContext(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(ln.Addr().String()), kgo.DialTLSConfig(clientCfg),
 		kgo.ConsumeTopics("secure"), kgo.ProducerBatchCompression(kgo.NoCompression()))
@@ -339,6 +369,11 @@ func TestFetchTLS(t *testing.T) {
 			}
 			got++
 		})
+	}
+	// The records were fetched: they went by copy, whatever the client
+	// still has in flight.
+	if st := srv.Stats(); st.CopiedBytes < n*4000 || st.SendfileBytes != 0 || st.WritevBytes != 0 || st.ProduceRequests == 0 {
+		t.Errorf("stats %+v: want every record byte copied", st)
 	}
 }
 

@@ -45,6 +45,7 @@ const (
 // is closed instead, as Kafka does, so that the client notices and
 // refreshes its metadata.
 func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, error) {
+	s.stats.produceRequests.Add(1)
 	req := r.body.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	validAcks := req.Acks == acksNone || req.Acks == acksLeader || req.Acks == acksAll
