@@ -311,7 +311,6 @@ func (m *clusterMember) openTopic(name string, states []cluster.PartitionState) 
 		}
 		parts = append(parts, p)
 	}
-	t.cfg.Partitions = int32(len(parts))
 	t.parts.Store(&parts)
 	b.topics[name] = t
 	err := b.saveTopicsLocked()
@@ -336,7 +335,7 @@ func (m *clusterMember) addReplica(p *Partition) error {
 	tp := cluster.TopicPartition{Topic: p.topic.name, Partition: p.id}
 	r := replication.NewReplica(tp, m.cfg.BrokerID, replicaLog{p.log}, epochs, replication.Config{
 		ReplicaLagTime:    m.cfg.ReplicaLagTime,
-		MinInsyncReplicas: p.topic.cfg.MinInsyncReplicas,
+		MinInsyncReplicas: p.topic.config().MinInsyncReplicas,
 	})
 	r.OnHighWatermark(func(int64) { p.log.dataCh.broadcast() })
 	p.repl = r

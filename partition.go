@@ -144,8 +144,8 @@ func (p *Partition) write(b []byte, acks Acks) (base, next, appendTime int64, er
 		}
 	}
 	appendTime = -1
-	if p.topic.cfg.TimestampType == LogAppendTime {
-		if _, err := batch.Check(b, p.log.cfg.MaxBatchBytes); err == nil {
+	if p.topic.config().TimestampType == LogAppendTime {
+		if _, err := batch.Check(b, p.log.config().MaxBatchBytes); err == nil {
 			appendTime = time.Now().UnixMilli()
 			batch.SetLogAppendTime(b, appendTime)
 		}

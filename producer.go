@@ -702,7 +702,7 @@ func (p *Producer) topicFor(ctx context.Context, name string) (*producerTopic, e
 	} else {
 		m = map[string]*producerTopic{}
 	}
-	pt := &producerTopic{name: name, t: t, maxBatch: t.cfg.MaxMessageBytes}
+	pt := &producerTopic{name: name, t: t, maxBatch: t.config().MaxMessageBytes}
 	pt.limit = pt.maxBatch
 	if p.cfg.Compression != CompressionNone {
 		pt.limit -= compressionSlack(pt.maxBatch)

@@ -96,14 +96,6 @@ func (t *Topic) checkLiveChange(cur, next *TopicConfig) error {
 		return bad("Partitions", next.Partitions, fmt.Sprintf("the topic has %d; AddPartitions adds partitions", cur.Partitions))
 	case next.ReplicationFactor != cur.ReplicationFactor:
 		return bad("ReplicationFactor", next.ReplicationFactor, "cannot change")
-	case next.TimestampType != t.cfg.TimestampType:
-		return bad("TimestampType", next.TimestampType, "cannot change while the topic is open")
-	case next.TimestampType == LogAppendTime && next.MaxMessageBytes > cur.MaxMessageBytes:
-		for _, p := range t.Partitions() {
-			if opened := p.log.cfg.MaxBatchBytes; next.MaxMessageBytes > opened {
-				return bad("MaxMessageBytes", next.MaxMessageBytes, fmt.Sprintf("a LogAppendTime topic cannot rise above %d while open", opened))
-			}
-		}
 	}
 	return nil
 }
