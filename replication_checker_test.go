@@ -75,7 +75,7 @@ func TestReplicationLossUnclean(t *testing.T) {
 	var lost, acked int
 	const runs = 5
 	for i := range runs {
-		r := runChecker(t, checkerRun{seed: uint64(i + 1), acksAll: false, unclean: true, duration: *checkerDuration})
+		r := runChecker(t, checkerRun{seed: uint64(i + 1), acksAll: false, unclean: true, duration: 2 * *checkerDuration})
 		lost += r.lost
 		acked += r.acked
 	}
@@ -171,7 +171,11 @@ func runChecker(t *testing.T, run checkerRun) checkerResult {
 		go func() { defer wg.Done(); producers[i].run(ctx) }()
 		go func() { defer wg.Done(); consumers[i].run(ctx) }()
 	}
-	c.nemesis(rng, run.duration)
+	if run.unclean {
+		c.isolateAndKillLeaders(run.duration)
+	} else {
+		c.nemesis(rng, run.duration)
+	}
 	stop()
 	wg.Wait()
 	c.heal()
@@ -256,6 +260,35 @@ func (c *checkerCluster) nemesis(rng *rand.Rand, d time.Duration) {
 		case 4: // quiet
 			pause()
 		}
+	}
+}
+
+// isolateAndKillLeaders repeats, for d, the sequence that loses records
+// acknowledged with acks=1: the leader of partition 0 is cut off from its
+// followers (they fall out of its ISR, it goes on acknowledging alone),
+// then killed; unclean leader election then elects a follower that lacks
+// what the old leader acknowledged last.
+func (c *checkerCluster) isolateAndKillLeaders(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		st, ok := c.ctrl.Partition(cluster.TopicPartition{Topic: checkerTopic, Partition: 0})
+		if !ok || st.Leader == cluster.NoLeader {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		leader := c.nodes[st.Leader-1]
+		var others []int32
+		for _, o := range c.nodes {
+			if o != leader {
+				others = append(others, o.id)
+			}
+		}
+		c.net.Partition([]int32{leader.id}, others)
+		time.Sleep(150 * time.Millisecond) // past ReplicaLagTime: the followers leave the ISR
+		c.kill(leader)
+		c.net.Heal()
+		time.Sleep(50 * time.Millisecond)
+		c.start(leader)
 	}
 }
 

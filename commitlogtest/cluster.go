@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamkit/commitlog"
@@ -32,6 +33,7 @@ type Cluster struct {
 
 type clusterNode struct {
 	id     int32
+	ctrl   *severable
 	dir    string
 	b      *commitlog.Broker
 	srv    *kafka.Server
@@ -148,13 +150,18 @@ func (c *Cluster) Addrs() []string {
 	return addrs
 }
 
-// CreateTopic creates a topic through broker 1 (or the first running
-// one) with the given partitions and replicas, and returns when every
-// partition has a leader.
+// CreateTopic creates a topic through the first running broker with the
+// given partitions and replicas; it returns once that broker opened it.
 func (c *Cluster) CreateTopic(name string, partitions int32, replicationFactor int16) {
 	c.tb.Helper()
-	b := c.anyBroker()
-	if _, err := b.CreateTopic(context.Background(), name, commitlog.TopicConfig{Partitions: partitions, ReplicationFactor: replicationFactor}); err != nil {
+	c.CreateTopicConfig(name, commitlog.TopicConfig{Partitions: partitions, ReplicationFactor: replicationFactor})
+}
+
+// CreateTopicConfig creates a topic with a configuration through the
+// first running broker.
+func (c *Cluster) CreateTopicConfig(name string, cfg commitlog.TopicConfig) {
+	c.tb.Helper()
+	if _, err := c.anyBroker().CreateTopic(context.Background(), name, cfg); err != nil {
 		c.tb.Fatalf("commitlogtest: create topic %s: %v", name, err)
 	}
 }
@@ -212,6 +219,54 @@ func (c *Cluster) Start(id int32) {
 	}
 }
 
+// Kill stops broker id abruptly: from now on the controller hears
+// nothing from it (no heartbeat, no goodbye) and its peers cannot reach
+// it, so its partitions fail over only once its session times out, as
+// after a crash. Its files are closed as they are (the page cache is not
+// dropped; root package tests simulate that). Start brings it back.
+func (c *Cluster) Kill(id int32) {
+	c.tb.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[id]
+	if n == nil || n.b == nil {
+		return
+	}
+	n.ctrl.sever()
+	_ = c.stopLocked(id) // its goodbye to the controller fails, by design
+}
+
+// severable is a broker's line to the controller that Kill cuts.
+type severable struct {
+	commitlog.Controller
+	cut atomic.Bool
+}
+
+var errSevered = errors.New("commitlogtest: broker killed")
+
+func (s *severable) sever() { s.cut.Store(true) }
+
+func (s *severable) Heartbeat(ctx context.Context, id int32, incarnation int64) error {
+	if s.cut.Load() {
+		return errSevered
+	}
+	return s.Controller.Heartbeat(ctx, id, incarnation)
+}
+
+func (s *severable) UnregisterBroker(ctx context.Context, id int32, incarnation int64) error {
+	if s.cut.Load() {
+		return errSevered
+	}
+	return s.Controller.UnregisterBroker(ctx, id, incarnation)
+}
+
+func (s *severable) AlterISR(ctx context.Context, tp cluster.TopicPartition, leader int32, leaderEpoch, partitionEpoch int32, isr []int32) (cluster.PartitionState, error) {
+	if s.cut.Load() {
+		return cluster.PartitionState{}, errSevered
+	}
+	return s.Controller.AlterISR(ctx, tp, leader, leaderEpoch, partitionEpoch, isr)
+}
+
 func (c *Cluster) anyBroker() *commitlog.Broker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -233,7 +288,8 @@ func (c *Cluster) startLocked(id int32) error {
 		return nil
 	}
 	opts := c.opts
-	cc := &commitlog.ClusterConfig{BrokerID: id, Controller: c.ctrl, Host: "127.0.0.1"}
+	n.ctrl = &severable{Controller: c.ctrl}
+	cc := &commitlog.ClusterConfig{BrokerID: id, Controller: n.ctrl, Host: "127.0.0.1"}
 	var ln net.Listener
 	if c.kafka {
 		var err error
