@@ -70,8 +70,10 @@ type ClusterConfig struct {
 	// FetchMaxWait bounds a follower fetch's long poll
 	// (replica.fetch.wait.max.ms). Default 500 ms.
 	FetchMaxWait time.Duration
-	// Logger receives what goes wrong while following the controller.
-	// Default slog.Default().
+	// Logger receives what goes wrong while following the controller (at
+	// level Warn) and the replication's transient errors, such as a fetch
+	// from a leader that just stepped down (at level Debug). Default
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -168,7 +170,7 @@ func (b *Broker) joinCluster() error {
 		Replica:      replication.Config{ReplicaLagTime: cfg.ReplicaLagTime, MinInsyncReplicas: 1},
 		FetchMaxWait: cfg.FetchMaxWait,
 		Logf: func(format string, args ...any) {
-			cfg.Logger.Warn(fmt.Sprintf(format, args...), "broker", cfg.BrokerID)
+			cfg.Logger.Debug(fmt.Sprintf(format, args...), "broker", cfg.BrokerID)
 		},
 	})
 	inc, err := cfg.Controller.RegisterBroker(context.Background(), m.info(), cleanStart)

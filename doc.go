@@ -10,8 +10,10 @@
 // helpers ([github.com/streamkit/commitlog/commitlogtest]), and the Kafka
 // wire protocol ([github.com/streamkit/commitlog/kafka], with the standalone
 // binary cmd/commitlog), so that unmodified Kafka clients produce, consume
-// and join the same groups. Coming: replication between brokers. Until a
-// first tagged release any of the API may change.
+// and join the same groups, and ISR replication between brokers
+// ([Options.Cluster], packages [github.com/streamkit/commitlog/replication]
+// and [github.com/streamkit/commitlog/cluster]). Until a first tagged
+// release any of the API may change.
 //
 // # The broker
 //
@@ -52,11 +54,11 @@
 // stops. A full buffer ([ProducerConfig.MaxBufferedBytes]) makes sends wait,
 // or fail with [ErrBufferFull] under [ProducerConfig.FailWhenFull].
 //
-// [ProducerConfig.Acks] says when a record counts as written: [AcksAll]
-// (the default) and [AcksLeader] once its partition appended it, which under
-// [SyncGroupCommit] means once it is on disk (they will differ once
-// replication exists). [AcksNone] acknowledges nothing: Send returns once
-// the record is buffered.
+// [ProducerConfig.Acks] says when a record counts as written: [AcksLeader]
+// once its partition appended it, which under [SyncGroupCommit] means once
+// it is on disk; [AcksAll] (the default) the same on a single broker, and on
+// a broker of a cluster once every in-sync replica has it. [AcksNone]
+// acknowledges nothing: Send returns once the record is buffered.
 //
 // A [Partitioner] chooses each record's partition. [DefaultPartitioner],
 // the default, is Kafka's: a record with a key goes to
@@ -118,6 +120,30 @@
 // committed first. With Partitions instead of Topics, a consumer reads and
 // commits its group's offsets without joining. consumer_group.go documents
 // the protocol and the guarantees in full.
+//
+// # Replication
+//
+// [Options.Cluster] makes a broker one of several that keep copies of
+// each partition (Kafka's ISR replication). A controller
+// ([github.com/streamkit/commitlog/cluster].Local runs in-process) decides
+// the replicas, the leader and the in-sync replicas (ISR) of each
+// partition; the broker follows its decisions. Followers fetch from the
+// leader over a [github.com/streamkit/commitlog/replication.Transport]: in memory
+// ([github.com/streamkit/commitlog/replication.MemNetwork], with fault injection, for tests) or over the
+// Kafka protocol ([github.com/streamkit/commitlog/kafka].Transport), so one
+// listener serves clients and peers. The high watermark is the smallest
+// log end over the ISR and never moves while the ISR is smaller than the
+// topic's MinInsyncReplicas; consumers read below it ([Partition.EndOffset]
+// is the high watermark), acks=all writes wait for it. Every batch carries
+// its leader epoch; a follower truncates to the end of its last epoch as
+// the leader knows it (KIP-101, KIP-279) before fetching. A leader lost is
+// replaced from the ISR only; a broker restarted after a crash cannot lead
+// or be in sync again until it caught up. Unclean leader election is off
+// unless the controller's configuration turns it on, and then loses
+// records. Not replicated yet: __consumer_offsets (groups are coordinated
+// by one broker of the cluster and their offsets are kept there) and topic
+// configurations (each broker uses its defaults for topics it did not
+// create). commitlogtest.NewCluster runs several brokers in one process.
 //
 // # Testing
 //

@@ -43,9 +43,11 @@ type Acks int8
 
 const (
 	// AcksAll, the default (acks=all, -1), acknowledges a record once every
-	// in-sync replica has it. Until replication exists it is AcksLeader:
-	// the append returned, so the record is durable under the broker's
-	// default SyncPolicy, SyncGroupCommit.
+	// in-sync replica has it: on a broker of a cluster, once the partition's
+	// high watermark passed it (and writes fail with ErrNotEnoughReplicas
+	// while fewer than the topic's MinInsyncReplicas are in sync); on a
+	// single broker, once appended, durably under the default SyncPolicy,
+	// SyncGroupCommit.
 	AcksAll Acks = iota
 	// AcksLeader (acks=1) acknowledges a record once the partition leader
 	// appended it, durably under SyncGroupCommit.

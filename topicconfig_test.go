@@ -87,8 +87,7 @@ func TestAlterTopicConfigRefusals(t *testing.T) {
 		"unknown topic":       {"nope", func(*TopicConfig) error { return nil }, ErrUnknownTopic},
 		"bad value":           {"t", func(c *TopicConfig) error { c.SegmentBytes = 10; return nil }, ErrInvalidConfig},
 		"partitions":          {"t", func(c *TopicConfig) error { c.Partitions = 3; return nil }, ErrInvalidConfig},
-		"timestamp type":      {"t", func(c *TopicConfig) error { c.TimestampType = LogAppendTime; return nil }, ErrInvalidConfig},
-		"LogAppendTime raise": {"lat", func(c *TopicConfig) error { c.MaxMessageBytes = 8192; return nil }, ErrInvalidConfig},
+		"timestamp type":      {"t", func(c *TopicConfig) error { c.TimestampType = 7; return nil }, ErrInvalidConfig},
 		"fn error":            {"t", func(*TopicConfig) error { return errSentinel }, errSentinel},
 	} {
 		if _, err := b.AlterTopicConfig(ctx, tc.topic, tc.fn); !errors.Is(err, tc.want) {
@@ -240,4 +239,51 @@ func TestAlterTopicConfigConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestAlterTimestampTypeLive switches a topic to LogAppendTime while open:
+// the next batch is stamped with the broker's time; and a LogAppendTime
+// topic can then take batches larger than it was opened with.
+func TestAlterTimestampTypeLive(t *testing.T) {
+	b := openTestBroker(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	topic, err := b.CreateTopic(ctx, "t", TopicConfig{MaxMessageBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := topic.Partition(0)
+	old := time.UnixMilli(1_000_000)
+	if _, err := p.Append(Record{Value: []byte("created"), Timestamp: old}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AlterTopicConfig(ctx, "t", func(c *TopicConfig) error {
+		c.TimestampType = LogAppendTime
+		c.MaxMessageBytes = 64 << 10
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second)
+	if _, err := p.Append(Record{Value: make([]byte, 16<<10), Timestamp: old}); err != nil {
+		t.Fatalf("append above the opened max.message.bytes: %v", err)
+	}
+	var got []time.Time
+	for off := int64(0); off < p.EndOffset(); { // the raise rolled a segment: read each
+		s, err := p.Read(off, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range Records(s) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, r.Timestamp)
+		}
+		off = s.NextOffset
+		s.Release()
+	}
+	if len(got) != 2 || !got[0].Equal(old) || got[1].Before(before) {
+		t.Fatalf("timestamps %v: want the producer's, then the broker's", got)
+	}
 }

@@ -109,7 +109,7 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 		{[]kadm.AlterConfig{set("no.such.config", "1")}, "cfg", kerr.InvalidConfig},
 		{[]kadm.AlterConfig{set("retention.ms", "soon"), set("segment.bytes", "2097152")}, "cfg", kerr.InvalidConfig},
 		{[]kadm.AlterConfig{set("retention.ms", "1"), set("retention.ms", "2")}, "cfg", kerr.InvalidRequest},
-		{[]kadm.AlterConfig{set("message.timestamp.type", "LogAppendTime")}, "cfg", kerr.InvalidConfig},
+		{[]kadm.AlterConfig{set("message.timestamp.type", "Sometimes")}, "cfg", kerr.InvalidConfig},
 		{[]kadm.AlterConfig{set("retention.ms", "1")}, "missing", kerr.UnknownTopicOrPartition},
 	} {
 		rs, err := adm.AlterTopicConfigs(ctx, tc.configs, tc.topic)
