@@ -553,4 +553,3 @@ func equalRecords(a, b []checkerRecord) bool {
 	}
 	return true
 }
-

@@ -84,11 +84,11 @@ func TestAlterTopicConfigRefusals(t *testing.T) {
 		fn    func(*TopicConfig) error
 		want  error
 	}{
-		"unknown topic":       {"nope", func(*TopicConfig) error { return nil }, ErrUnknownTopic},
-		"bad value":           {"t", func(c *TopicConfig) error { c.SegmentBytes = 10; return nil }, ErrInvalidConfig},
-		"partitions":          {"t", func(c *TopicConfig) error { c.Partitions = 3; return nil }, ErrInvalidConfig},
-		"timestamp type":      {"t", func(c *TopicConfig) error { c.TimestampType = 7; return nil }, ErrInvalidConfig},
-		"fn error":            {"t", func(*TopicConfig) error { return errSentinel }, errSentinel},
+		"unknown topic":  {"nope", func(*TopicConfig) error { return nil }, ErrUnknownTopic},
+		"bad value":      {"t", func(c *TopicConfig) error { c.SegmentBytes = 10; return nil }, ErrInvalidConfig},
+		"partitions":     {"t", func(c *TopicConfig) error { c.Partitions = 3; return nil }, ErrInvalidConfig},
+		"timestamp type": {"t", func(c *TopicConfig) error { c.TimestampType = 7; return nil }, ErrInvalidConfig},
+		"fn error":       {"t", func(*TopicConfig) error { return errSentinel }, errSentinel},
 	} {
 		if _, err := b.AlterTopicConfig(ctx, tc.topic, tc.fn); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
