@@ -38,9 +38,13 @@ func BenchmarkClusterProduce(b *testing.B) {
 }
 
 func benchProduce(b *testing.B, seeds []string, acks kgo.Acks) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("bench"),
-		kgo.RequiredAcks(acks), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20),
-		kgo.MaxBufferedRecords(1<<20))
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("bench"),
+		kgo.RequiredAcks(acks), kgo.ProducerLinger(5 * time.Millisecond), kgo.ProducerBatchMaxBytes(1 << 20),
+		kgo.MaxBufferedRecords(1 << 20)}
+	if acks != kgo.AllISRAcks() {
+		opts = append(opts, kgo.DisableIdempotentWrite()) // idempotence needs acks=all
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
