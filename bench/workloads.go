@@ -24,7 +24,7 @@ var workloads = []workload{
 	{"W4", "end-to-end latency at a fixed 50 k records/s: 1 producer (no linger), 1 waiting consumer, 100 B values, 1 partition, no fsync"},
 	{"W5", "durable produce, acknowledged only after fsync: 1 producer, 100 B values, 1 partition"},
 	{"W6", "3 replicas, acks=all: 1 producer, 100 B values, 1 partition, no fsync per write"},
-	{"W7", "consumer group of 4 reading W3's 12 partitions from the start"},
+	{"W7", "consumer group of 4 reading W3's 12 partitions from the start (the time includes joining the group)"},
 }
 
 // A scenario is what runs against one fresh broker: a produce phase, then

@@ -22,13 +22,14 @@ type LocalConfig struct {
 	// DefaultSessionTimeout, 1 s, which with Run keeps a failover under
 	// 1.25 s after the last heartbeat.
 	SessionTimeout time.Duration
-	// UncleanLeaderElection lets a partition none of whose in-sync
-	// replicas is alive elect any live replica, with an ISR of just that
-	// replica (Kafka's unclean.leader.election.enable). The records the
-	// new leader lacks are lost, and the replicas that had them truncate
-	// to the new leader's log when they return. Default false: such a
-	// partition stays without a leader (unavailable) until an in-sync
-	// replica comes back after a clean stop.
+	// UncleanLeaderElection lets a partition none of whose in-sync or
+	// eligible (ELR) replicas is alive elect any live replica, with an ISR
+	// of just that replica and an empty ELR (Kafka's
+	// unclean.leader.election.enable). The records the new leader lacks
+	// are lost, and the replicas that had them truncate to the new
+	// leader's log when they return. Default false: such a partition stays
+	// without a leader (unavailable) until an ISR or ELR member comes back
+	// after a clean stop.
 	UncleanLeaderElection bool
 	// Now is the clock Heartbeat, RegisterBroker and Run read. Default
 	// time.Now. Tests set it and call Tick themselves.
@@ -46,8 +47,34 @@ type LocalConfig struct {
 // mutex and are delivered to each watcher in the order they happened.
 //
 // Epoch rules: every change of a partition's leader (to NoLeader
-// included) bumps its LeaderEpoch; every change of its leader or ISR
+// included) bumps its LeaderEpoch; every change of its leader, ISR or ELR
 // bumps its PartitionEpoch. Both only grow.
+//
+// Eligible leader replicas (KIP-966, simplified): each topic has a
+// min.insync.replicas (TopicSpec.MinInsyncReplicas, PartitionState.MinISR)
+// and the replication layer never advances the high watermark while a
+// partition's ISR is smaller, so every replica that was in the ISR when it
+// fell below the minimum holds every acknowledged record. The controller
+// keeps them in PartitionState.ELR:
+//
+//   - a broker that leaves an ISR (a leader's AlterISR shrink, fencing by
+//     Tick, UnregisterBroker, re-registration after a clean stop) while
+//     the ISR is, or becomes, smaller than MinISR joins the ELR;
+//   - a broker that registers after an unclean stop leaves every ISR and
+//     every ELR: it may have lost bytes;
+//   - a fenced or shut down broker stays in the ELR, and a clean
+//     re-registration keeps it there;
+//   - a broker added to the ISR leaves the ELR, and the ELR is cleared as
+//     soon as the ISR has MinISR members again;
+//   - a partition with no live ISR member elects its first live ELR member
+//     in replica order, whose ISR becomes just itself; it leaves the ELR,
+//     the rest of the ELR stays, and the ISR members it replaces (none
+//     live, all stopped cleanly) join the ELR. Only when no ISR or ELR
+//     member is live does the partition stay without a leader (or, with
+//     UncleanLeaderElection, elect any live replica and clear the ELR).
+//
+// With MinISR 1 (CreateTopic's default) the ELR is always empty: an ISR
+// is smaller than 1 only when an unclean restart emptied it.
 //
 // Time: brokers are fenced only by Tick, which compares each broker's last
 // heartbeat with the time it is given. Run calls Tick on a ticker; tests
@@ -106,17 +133,19 @@ func NewLocal(cfg LocalConfig) *Local {
 // A previous incarnation of the same id that is still live is fenced: its
 // heartbeats fail with ErrUnknownBroker, its leaderships move to other
 // live ISR members and it leaves the ISRs (staying as the last member
-// where it is one).
+// where it is one, joining the ELR where the ISR is or becomes smaller
+// than MinISR).
 //
 // cleanShutdown says whether the broker's previous stop was clean (its
 // logs were synced and closed). When it was not, the broker may have lost
 // bytes it had acknowledged as in sync, so it is removed from every ISR,
-// even where it is the last member (leaving that ISR empty and the
-// partition without a leader): in the spirit of Kafka's KIP-966, it can
-// neither lead nor count as in sync until a leader adds it back through
-// AlterISR after it caught up. After a clean stop it keeps its place as
-// the last ISR member, and partitions without a leader whose remaining ISR
-// member it is elect it.
+// even where it is the last member (leaving that ISR empty), and from
+// every ELR: as in Kafka's KIP-966, it can neither lead nor count as in
+// sync until a leader adds it back through AlterISR after it caught up. A
+// partition whose ISR it empties elects a live ELR member if there is
+// one, else stays without a leader. After a clean stop it keeps its place
+// as the last ISR member and in the ELRs, and partitions without a leader
+// whose remaining ISR member, or first live ELR member, it is elect it.
 func (c *Local) RegisterBroker(ctx context.Context, info BrokerInfo, cleanShutdown bool) (incarnation int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -175,9 +204,11 @@ func (c *Local) Heartbeat(ctx context.Context, id int32, incarnation int64) erro
 // UnregisterBroker is a clean shutdown of broker id's incarnation (Kafka's
 // controlled shutdown): the leadership of each partition it leads moves to
 // another live ISR member, preferring replica order, and it leaves every
-// ISR where it is not the last member; where it is, it stays in the ISR
-// and the partition is left without a leader until it comes back (or,
-// with UncleanLeaderElection, another live replica is elected).
+// ISR where it is not the last member, joining the ELR where the ISR is or
+// becomes smaller than MinISR. Where it is the last member it stays in the
+// ISR; the partition elects a live ELR member if there is one (and the
+// broker moves to the ELR), else is left without a leader until it comes
+// back (or, with UncleanLeaderElection, another live replica is elected).
 func (c *Local) UnregisterBroker(ctx context.Context, id int32, incarnation int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -211,11 +242,12 @@ func (c *Local) Brokers() []BrokerInfo {
 // SessionTimeout before now, exactly as if it had shut down cleanly except
 // that it need not say so: its leaderships move to other live ISR members
 // (in replica order), bumping LeaderEpoch and PartitionEpoch, and it
-// leaves the ISRs, staying as the last member where it is one (the
-// partition then has no leader). With UncleanLeaderElection, every
-// partition left without a leader and with no live ISR member elects its
-// first live replica, whose ISR becomes just itself: a named loss of the
-// records only the old ISR had.
+// leaves the ISRs (joining the ELR where the ISR is or becomes smaller
+// than MinISR), staying as the last member where it is one (the partition
+// then elects a live ELR member, or has no leader). With
+// UncleanLeaderElection, every partition left without a leader and with no
+// live ISR or ELR member elects its first live replica, whose ISR becomes
+// just itself: a named loss of the records only the old ISR had.
 //
 // Tick is deterministic: the outcome depends only on now and the calls
 // before it.
@@ -292,27 +324,44 @@ func (c *Local) Close() error {
 	return nil
 }
 
-// CreateTopic creates a topic of partitions partitions, each with
-// replicationFactor replicas placed on the live brokers as Kafka's
-// rack-unaware assignment does (see assignReplicas): leaders round-robin
-// from a start that varies per topic, followers on the next brokers with a
-// shift, so that leadership and replicas spread evenly. Each partition
-// starts with its first replica as leader, the replicas as ISR, and both
+// CreateTopic is CreateTopicSpec with MinInsyncReplicas 1, Kafka's
+// default.
+func (c *Local) CreateTopic(ctx context.Context, name string, partitions int32, replicationFactor int16) ([]PartitionState, error) {
+	return c.CreateTopicSpec(ctx, name, TopicSpec{Partitions: partitions, ReplicationFactor: replicationFactor, MinInsyncReplicas: 1})
+}
+
+// CreateTopicSpec creates topic name with spec.Partitions partitions, each
+// with spec.ReplicationFactor replicas placed on the live brokers as
+// Kafka's rack-unaware assignment does (see assignReplicas): leaders
+// round-robin from a start that varies per topic, followers on the next
+// brokers with a shift, so that leadership and replicas spread evenly.
+// Each partition starts with its first replica as leader, the replicas as
+// ISR, an empty ELR, MinISR spec.MinInsyncReplicas (0 meaning 1) and both
 // epochs 0.
 //
 // Errors: ErrInvalidTopic for a name Kafka would refuse (empty, ".",
 // "..", over 249 bytes, or a byte outside [a-zA-Z0-9._-]),
 // ErrInvalidPartitionNum when partitions < 1, ErrInvalidReplication when
-// replicationFactor < 1 or exceeds the live brokers, ErrTopicExists.
-func (c *Local) CreateTopic(ctx context.Context, name string, partitions int32, replicationFactor int16) ([]PartitionState, error) {
+// the replication factor is < 1 or exceeds the live brokers,
+// ErrInvalidMinISR when MinInsyncReplicas is negative or exceeds the
+// replication factor, ErrTopicExists.
+func (c *Local) CreateTopicSpec(ctx context.Context, name string, spec TopicSpec) ([]PartitionState, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := validateTopicName(name); err != nil {
 		return nil, err
 	}
+	partitions, replicationFactor := spec.Partitions, spec.ReplicationFactor
 	if partitions < 1 {
 		return nil, fmt.Errorf("%w: %d partitions for topic %q", ErrInvalidPartitionNum, partitions, name)
+	}
+	minISR := spec.MinInsyncReplicas
+	if minISR == 0 {
+		minISR = 1
+	}
+	if minISR < 1 || (replicationFactor >= 1 && minISR > int(replicationFactor)) {
+		return nil, fmt.Errorf("%w: %d for topic %q with replication factor %d", ErrInvalidMinISR, spec.MinInsyncReplicas, name, replicationFactor)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -331,7 +380,7 @@ func (c *Local) CreateTopic(ctx context.Context, name string, partitions int32, 
 	c.topicsMade++
 	parts := make([]PartitionState, partitions)
 	for p, replicas := range assignReplicas(live, 0, int(partitions), int(replicationFactor), start, shift) {
-		parts[p] = PartitionState{Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0]}
+		parts[p] = PartitionState{Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0], MinISR: int32(minISR)}
 	}
 	c.topics[name] = parts
 	c.emitLocked(Event{Kind: TopicCreated, Topic: name, Partitions: parts})
@@ -340,7 +389,7 @@ func (c *Local) CreateTopic(ctx context.Context, name string, partitions int32, 
 }
 
 // CreatePartitions grows topic name to total partitions. The new ones get
-// the replication factor of partition 0, placed as CreateTopic does and
+// the replication factor and MinISR of partition 0, placed as CreateTopic does and
 // continuing from where partition 0's leader sits among the live brokers
 // (Kafka's rule). It returns every partition's state.
 //
@@ -370,7 +419,7 @@ func (c *Local) CreatePartitions(ctx context.Context, name string, total int32) 
 	}
 	start := max(slices.Index(live, parts[0].Replicas[0]), 0)
 	for _, replicas := range assignReplicas(live, len(parts), int(total)-len(parts), rf, start, start) {
-		parts = append(parts, PartitionState{Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0]})
+		parts = append(parts, PartitionState{Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0], MinISR: parts[0].MinISR})
 	}
 	c.topics[name] = parts
 	c.emitLocked(Event{Kind: PartitionsAdded, Topic: name, Partitions: parts})
@@ -436,7 +485,9 @@ func (c *Local) Partition(tp TopicPartition) (PartitionState, bool) {
 // otherwise, returned with the state in force so that the leader can
 // catch up). The ISR must contain the leader, list only replicas, each
 // once, and may add only live brokers (ErrInvalidISR otherwise). It is
-// stored in replica order; if it differs from the current one the
+// stored in replica order. The brokers it adds leave the ELR; when it has
+// fewer than MinISR members the brokers it removes join the ELR, and when
+// it has at least MinISR the ELR is cleared. If the state changes its
 // PartitionEpoch is bumped and watchers are told. The state now in force
 // is returned.
 func (c *Local) AlterISR(ctx context.Context, tp TopicPartition, leader int32, leaderEpoch, partitionEpoch int32, isr []int32) (PartitionState, error) {
@@ -475,7 +526,15 @@ func (c *Local) AlterISR(ctx context.Context, tp TopicPartition, leader int32, l
 			ordered = append(ordered, id)
 		}
 	}
-	c.setLocked(tp, st, st.Leader, ordered)
+	elr := slices.Clone(st.ELR)
+	if len(ordered) < st.minISR() {
+		for _, id := range st.ISR {
+			if !slices.Contains(ordered, id) {
+				elr = append(elr, id)
+			}
+		}
+	}
+	c.setLocked(tp, st, st.Leader, ordered, elr)
 	c.checkLocked()
 	return st.Clone(), nil
 }
@@ -566,66 +625,96 @@ func (c *Local) eachPartitionLocked(fn func(tp TopicPartition, st *PartitionStat
 }
 
 // leaveISRsLocked takes broker id, which is no longer live, out of every
-// ISR, keeping it where it is the last member if keepLast, and elects new
-// leaders where it led.
-func (c *Local) leaveISRsLocked(id int32, keepLast bool) {
+// ISR and elects new leaders where it led. If clean (a clean stop, a
+// fencing, a re-registration after a clean stop) its data is intact: it
+// stays where it is the last member, joins the ELR where the ISR is or
+// becomes smaller than MinISR, and keeps its ELR memberships. Otherwise (a
+// restart after an unclean stop) it leaves every ISR, even as the last
+// member, and every ELR.
+func (c *Local) leaveISRsLocked(id int32, clean bool) {
 	c.eachPartitionLocked(func(tp TopicPartition, st *PartitionState) {
-		if !st.InSync(id) {
+		inELR := slices.Contains(st.ELR, id)
+		if !st.InSync(id) && (clean || !inELR) {
 			return
 		}
-		isr := slices.DeleteFunc(slices.Clone(st.ISR), func(r int32) bool { return r == id })
-		if len(isr) == 0 {
-			if keepLast {
-				isr = st.ISR
-			} else {
+		isr := without(st.ISR, id)
+		elr := slices.Clone(st.ELR)
+		switch {
+		case !clean:
+			elr = without(elr, id)
+			if len(isr) == 0 {
 				c.uncleanEmpty[tp] = true
 			}
+		case len(isr) == 0:
+			isr = st.ISR // the last member stays
+		case len(isr) < st.minISR():
+			elr = append(elr, id)
 		}
-		c.electLocked(tp, st, isr)
+		c.electLocked(tp, st, isr, elr)
 	})
+}
+
+// without returns a copy of ids without id.
+func without(ids []int32, id int32) []int32 {
+	return slices.DeleteFunc(slices.Clone(ids), func(r int32) bool { return r == id })
 }
 
 // electLeadersLocked elects a leader for every partition that has none.
 func (c *Local) electLeadersLocked() {
 	c.eachPartitionLocked(func(tp TopicPartition, st *PartitionState) {
 		if st.Leader == NoLeader || !c.isLiveLocked(st.Leader) {
-			c.electLocked(tp, st, st.ISR)
+			c.electLocked(tp, st, st.ISR, st.ELR)
 		}
 	})
 }
 
-// electLocked gives partition tp the ISR isr and the leader that goes
-// with it: the current leader if it is live and in isr, else the first
-// replica (in replica order) that is live and in isr, else, with
-// UncleanLeaderElection, the first live replica with an ISR of just
-// itself, else NoLeader.
-func (c *Local) electLocked(tp TopicPartition, st *PartitionState, isr []int32) {
-	leader := NoLeader
+// electLocked gives partition tp the ISR isr, the ELR elr and the leader
+// that goes with them: the current leader if it is live and in isr, else
+// the first replica (in replica order) that is live and in isr, else the
+// first live replica in elr, with an ISR of just itself (the members of
+// isr, none live, join the ELR), else, with UncleanLeaderElection, the
+// first live replica with an ISR of just itself and no ELR, else NoLeader.
+func (c *Local) electLocked(tp TopicPartition, st *PartitionState, isr, elr []int32) {
+	firstLive := func(set []int32) int32 {
+		for _, r := range st.Replicas {
+			if c.isLiveLocked(r) && slices.Contains(set, r) {
+				return r
+			}
+		}
+		return NoLeader
+	}
+	leader := firstLive(isr)
 	if st.Leader != NoLeader && c.isLiveLocked(st.Leader) && slices.Contains(isr, st.Leader) {
 		leader = st.Leader
-	} else {
-		for _, r := range st.Replicas {
-			if c.isLiveLocked(r) && slices.Contains(isr, r) {
-				leader = r
-				break
-			}
+	}
+	if leader == NoLeader {
+		if leader = firstLive(elr); leader != NoLeader {
+			elr = append(without(elr, leader), isr...)
+			isr = []int32{leader}
 		}
 	}
 	if leader == NoLeader && c.cfg.UncleanLeaderElection {
+		if leader = firstLive(st.Replicas); leader != NoLeader {
+			isr, elr = []int32{leader}, nil
+		}
+	}
+	c.setLocked(tp, st, leader, isr, elr)
+}
+
+// setLocked changes partition tp's leader, ISR and ELR, bumping the epochs
+// as the rules say and telling the watchers, when any differs. The ELR is
+// normalized: replica order, no ISR member, empty when the ISR has at
+// least MinISR members.
+func (c *Local) setLocked(tp TopicPartition, st *PartitionState, leader int32, isr, elr []int32) {
+	var normal []int32
+	if len(isr) < st.minISR() {
 		for _, r := range st.Replicas {
-			if c.isLiveLocked(r) {
-				leader, isr = r, []int32{r}
-				break
+			if slices.Contains(elr, r) && !slices.Contains(isr, r) {
+				normal = append(normal, r)
 			}
 		}
 	}
-	c.setLocked(tp, st, leader, isr)
-}
-
-// setLocked changes partition tp's leader and ISR, bumping the epochs as
-// the rules say and telling the watchers, when either differs.
-func (c *Local) setLocked(tp TopicPartition, st *PartitionState, leader int32, isr []int32) {
-	if leader == st.Leader && slices.Equal(isr, st.ISR) {
+	if leader == st.Leader && slices.Equal(isr, st.ISR) && slices.Equal(normal, st.ELR) {
 		return
 	}
 	if leader != st.Leader {
@@ -636,6 +725,7 @@ func (c *Local) setLocked(tp TopicPartition, st *PartitionState, leader int32, i
 		delete(c.uncleanEmpty, tp)
 	}
 	st.ISR = slices.Clone(isr)
+	st.ELR = normal
 	st.PartitionEpoch++
 	invariants.Check(st.Validate() == nil, "%s-%d: %v", tp.Topic, tp.Partition, st.Validate())
 	c.emitLocked(Event{Kind: PartitionChanged, Topic: tp.Topic, Partition: tp.Partition, State: *st})
@@ -666,8 +756,11 @@ func (c *Local) checkLocked() {
 //   - every partition state passes PartitionState.Validate;
 //   - every replica is a broker that registered at some point;
 //   - a leader is live;
-//   - a partition without a leader has no live ISR member (it would have
-//     been elected) and, with UncleanLeaderElection, no live replica;
+//   - MinISR is between 1 and the replication factor, the same for every
+//     partition of a topic;
+//   - a partition without a leader has no live ISR or ELR member (it
+//     would have been elected) and, with UncleanLeaderElection, no live
+//     replica;
 //   - an ISR is empty only after an unclean restart of its last member,
 //     until a leader puts members back.
 func (c *Local) checkInvariantsLocked() error {
@@ -689,11 +782,17 @@ func (c *Local) checkInvariantsLocked() error {
 				return
 			}
 		}
+		if first := c.topics[tp.Topic][0].MinISR; st.MinISR < 1 || st.MinISR != first {
+			fail("min ISR %d (partition 0: %d)", st.MinISR, first)
+			return
+		}
 		switch {
 		case st.Leader != NoLeader && !c.isLiveLocked(st.Leader):
 			fail("leader %d is not live", st.Leader)
 		case st.Leader == NoLeader && slices.ContainsFunc(st.ISR, c.isLiveLocked):
 			fail("no leader though an ISR member is live")
+		case st.Leader == NoLeader && slices.ContainsFunc(st.ELR, c.isLiveLocked):
+			fail("no leader though an ELR member is live")
 		case st.Leader == NoLeader && c.cfg.UncleanLeaderElection && slices.ContainsFunc(st.Replicas, c.isLiveLocked):
 			fail("no leader though a replica is live and unclean election is on")
 		case len(st.ISR) == 0 && !c.uncleanEmpty[tp]:

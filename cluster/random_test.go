@@ -3,6 +3,7 @@ package cluster
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -32,10 +33,12 @@ func randomSeed(t *testing.T) uint64 {
 
 // TestRandomized drives a controller through random registrations (clean
 // and unclean), heartbeats, session expiries, clean shutdowns, topic
-// changes and ISR proposals (some stale), checking after every step the
-// controller's invariants, the epoch rules against the previous step, the
-// live brokers against a model of the sessions, and at the end that a
-// watcher's events rebuild the final state.
+// changes (with random min.insync.replicas) and ISR proposals (some
+// stale), checking after every step the controller's invariants (ELR
+// included), the epoch rules against the previous step, the live brokers
+// against a model of the sessions, a model of which replicas hold every
+// acknowledged record (the leader, the ISR and the ELR must), and at the
+// end that a watcher's events rebuild the final state.
 func TestRandomized(t *testing.T) {
 	seed := randomSeed(t)
 	for _, unclean := range []bool{false, true} {
@@ -60,6 +63,7 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 	defer cancel()
 	topicSeq := 0
 	prev := snapshot(h.c)
+	complete := map[TopicPartition]map[int32]bool{}
 
 	anyLive := func() (int32, bool) {
 		var ids []int32
@@ -86,6 +90,7 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 
 	for step := range steps {
 		var what string
+		uncleanID, altered := int32(-1), TopicPartition{}
 		switch r := rng.IntN(100); {
 		case r < 25:
 			d := time.Duration(rng.IntN(700)) * time.Millisecond
@@ -118,12 +123,18 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 			before := snapshot(h.c)
 			h.register(id, clean)
 			m.live[id], m.lastHB[id] = true, h.clock.Now()
+			if !clean {
+				uncleanID = id
+			}
 			after := snapshot(h.c)
 			for tp, st := range after {
 				old := before[tp]
 				if !clean && st.InSync(id) {
 					require.True(t, unclean && st.Leader == id && slices.Equal(st.ISR, []int32{id}),
 						"step %d: %s-%d %+v: broker %d after an unclean restart is in sync", step, tp.Topic, tp.Partition, st, id)
+				}
+				if !clean {
+					require.NotContains(t, st.ELR, id, "step %d: %s-%d: eligible after an unclean restart", step, tp.Topic, tp.Partition)
 				}
 				if clean && old.Leader == NoLeader && slices.Equal(old.ISR, []int32{id}) {
 					require.Equal(t, id, st.Leader, "step %d: %s-%d: the last ISR member came back cleanly", step, tp.Topic, tp.Partition)
@@ -149,9 +160,20 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 			}
 			name := fmt.Sprintf("t%d", topicSeq)
 			partitions, rf := rng.Int32N(6)+1, int16(rng.IntN(4)+1)
-			what = fmt.Sprintf("create %s %d rf %d", name, partitions, rf)
-			_, err := h.c.CreateTopic(h.ctx, name, partitions, rf)
-			if int(rf) > liveCount() {
+			minISR := rng.IntN(int(rf) + 1) // 0 means 1
+			if rng.IntN(20) == 0 {
+				minISR = int(rf) + 1
+			}
+			what = fmt.Sprintf("create %s %d rf %d min ISR %d", name, partitions, rf, minISR)
+			var err error
+			if minISR == 1 && rng.IntN(2) == 0 {
+				_, err = h.c.CreateTopic(h.ctx, name, partitions, rf)
+			} else {
+				_, err = h.c.CreateTopicSpec(h.ctx, name, TopicSpec{Partitions: partitions, ReplicationFactor: rf, MinInsyncReplicas: minISR})
+			}
+			if minISR > int(rf) {
+				require.ErrorIs(t, err, ErrInvalidMinISR, "step %d", step)
+			} else if int(rf) > liveCount() {
 				require.ErrorIs(t, err, ErrInvalidReplication, "step %d", step)
 			} else {
 				require.NoError(t, err, "step %d", step)
@@ -225,6 +247,7 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 			} else {
 				require.NoError(t, err, "step %d: %s", step, what)
 				require.ElementsMatch(t, isr, got.ISR)
+				altered = tp
 			}
 		}
 
@@ -237,8 +260,8 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 				continue
 			}
 			leaderMoved := st.Leader != old.Leader
-			changed := leaderMoved || !slices.Equal(st.ISR, old.ISR)
-			if !slices.Equal(old.Replicas, st.Replicas) ||
+			changed := leaderMoved || !slices.Equal(st.ISR, old.ISR) || !slices.Equal(st.ELR, old.ELR)
+			if !slices.Equal(old.Replicas, st.Replicas) || st.MinISR != old.MinISR ||
 				st.LeaderEpoch < old.LeaderEpoch || st.PartitionEpoch < old.PartitionEpoch ||
 				leaderMoved && st.LeaderEpoch == old.LeaderEpoch ||
 				changed && st.PartitionEpoch == old.PartitionEpoch {
@@ -246,6 +269,7 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 			}
 		}
 		prev = cur
+		checkComplete(t, complete, cur, uncleanID, altered, unclean, !strings.HasPrefix(what, "tick"), fmt.Sprintf("step %d (%s)", step, what))
 	}
 
 	// The watcher's events rebuild the final state, each partition's
@@ -288,6 +312,82 @@ func runRandom(t *testing.T, rng *rand.Rand, unclean bool, steps int) {
 	}
 }
 
+// checkComplete maintains, for every partition, the replicas known to hold
+// every acknowledged record, on the replication layer's contract: the high
+// watermark advances only while a partition has a leader and at least
+// MinISR replicas in sync, and then every ISR member has it. A replica
+// stops being complete when it restarts uncleanly or when records may be
+// acknowledged without it; it becomes complete when a leader adds it to
+// the ISR (having caught up). It checks that the leader (but for an
+// unclean election), the ISR and the ELR are complete and, if exact, that
+// no other replica is: the ELR misses nobody eligible. Exactness holds for
+// steps that change one broker; a Tick fencing several takes them out of
+// the ISRs one at a time (each a state brokers see): the first ones to
+// leave while the ISR still had MinISR members are left out of the ELR,
+// and with UncleanLeaderElection a leader may be elected uncleanly and
+// fenced within the same Tick.
+func checkComplete(t *testing.T, complete map[TopicPartition]map[int32]bool, cur map[TopicPartition]PartitionState, uncleanID int32, altered TopicPartition, uncleanElection, exact bool, where string) {
+	t.Helper()
+	for tp := range complete {
+		if _, ok := cur[tp]; !ok {
+			delete(complete, tp)
+		}
+	}
+	for tp, st := range cur {
+		comp, ok := complete[tp]
+		if !ok {
+			require.Equal(t, st.Replicas, st.ISR, "%s: %s-%d: new partition", where, tp.Topic, tp.Partition)
+			comp = map[int32]bool{}
+			for _, r := range st.ISR {
+				comp[r] = true
+			}
+		}
+		delete(comp, uncleanID)
+		if tp == altered {
+			for _, r := range st.ISR {
+				comp[r] = true
+			}
+		}
+		eligible := slices.Concat(st.ISR, st.ELR)
+		if !exact && uncleanElection && slices.ContainsFunc(eligible, func(r int32) bool { return !comp[r] }) {
+			// An unclean election in the middle of a Tick, whose leader
+			// was fenced by the same Tick.
+			comp = map[int32]bool{}
+			for _, r := range eligible {
+				comp[r] = true
+			}
+		}
+		if st.Leader != NoLeader && !comp[st.Leader] {
+			require.True(t, uncleanElection && slices.Equal(st.ISR, []int32{st.Leader}) && len(st.ELR) == 0,
+				"%s: %s-%d %+v: leader %d may lack acknowledged records (complete %v)", where, tp.Topic, tp.Partition, st, st.Leader, comp)
+			comp = map[int32]bool{st.Leader: true}
+		}
+		for _, r := range eligible {
+			require.True(t, comp[r], "%s: %s-%d %+v: ISR or ELR member %d may lack acknowledged records (complete %v)", where, tp.Topic, tp.Partition, st, r, comp)
+		}
+		if len(st.ISR) >= int(st.MinISR) {
+			comp = map[int32]bool{}
+			for _, r := range st.ISR {
+				comp[r] = true
+			}
+		}
+		if !exact {
+			// Forget what the controller conservatively forgot.
+			maps.DeleteFunc(comp, func(r int32, _ bool) bool { return !slices.Contains(eligible, r) })
+		}
+		complete[tp] = comp
+		if exact {
+			var want []int32
+			for _, r := range st.Replicas {
+				if comp[r] {
+					want = append(want, r)
+				}
+			}
+			require.ElementsMatch(t, want, slices.Concat(st.ISR, st.ELR), "%s: %s-%d %+v: a replica holding every acknowledged record is not eligible", where, tp.Topic, tp.Partition, st)
+		}
+	}
+}
+
 func liveOf(m sessionModel) []int32 {
 	var ids []int32
 	for id, ok := range m.live {
@@ -317,7 +417,7 @@ func mapsEqual(a, b map[TopicPartition]PartitionState) bool {
 	for tp, x := range a {
 		y, ok := b[tp]
 		if !ok || x.Leader != y.Leader || x.LeaderEpoch != y.LeaderEpoch || x.PartitionEpoch != y.PartitionEpoch ||
-			!slices.Equal(x.ISR, y.ISR) || !slices.Equal(x.Replicas, y.Replicas) {
+			!slices.Equal(x.ISR, y.ISR) || !slices.Equal(x.ELR, y.ELR) || !slices.Equal(x.Replicas, y.Replicas) || x.MinISR != y.MinISR {
 			return false
 		}
 	}

@@ -18,24 +18,57 @@ type TopicPartition struct {
 const NoLeader int32 = -1
 
 // PartitionState is what the controller decides for one partition: its
-// replicas, which of them is in sync, which leads, and the epochs that
-// fence stale leaders (Kafka's LeaderAndIsr / PartitionRegistration).
+// replicas, which of them is in sync, which leads, which may lead when no
+// in-sync replica can, and the epochs that fence stale leaders (Kafka's
+// LeaderAndIsr / PartitionRegistration).
+//
+// ELR, the eligible leader replicas (Kafka's KIP-966), are the replicas
+// that left the ISR while it was, or became, smaller than MinISR, after a
+// clean stop, a fencing or a leader's shrink, and have not restarted
+// uncleanly since. The replication layer never advances the high
+// watermark while the ISR is below MinISR, so each of them holds every
+// acknowledged record and may be elected when no ISR member is live. The
+// ELR is empty whenever the ISR has at least MinISR members.
 type PartitionState struct {
-	Replicas    []int32 // broker ids, the preferred leader first
-	ISR         []int32 // in-sync replicas, a subset of Replicas
-	Leader      int32   // broker id of the leader, or NoLeader
-	LeaderEpoch int32   // bumped on every leader change
-	// PartitionEpoch is bumped on every change of the state (leader or
-	// ISR); AlterISR requests carry it so that a stale proposal fails.
+	Replicas []int32 // broker ids, the preferred leader first
+	ISR      []int32 // in-sync replicas, a subset of Replicas
+	// ELR is the eligible leader replicas, in replica order: a subset of
+	// Replicas disjoint from the ISR, empty while len(ISR) >= MinISR.
+	ELR         []int32
+	Leader      int32 // broker id of the leader, or NoLeader
+	LeaderEpoch int32 // bumped on every leader change
+	// PartitionEpoch is bumped on every change of the state (leader, ISR
+	// or ELR); AlterISR requests carry it so that a stale proposal fails.
 	PartitionEpoch int32
+	// MinISR is the topic's min.insync.replicas, between 1 and
+	// len(Replicas); fixed when the topic is created. Zero, in a state
+	// not made by a controller, stands for 1.
+	MinISR int32
+}
+
+// TopicSpec describes a topic to create (Local.CreateTopicSpec).
+type TopicSpec struct {
+	Partitions        int32
+	ReplicationFactor int16
+	// MinInsyncReplicas is the topic's min.insync.replicas, in [1,
+	// ReplicationFactor]; 0 means 1, Kafka's default. It decides when
+	// replicas leaving the ISR become eligible leaders
+	// (PartitionState.ELR), which is sound only if the replication layer
+	// applies the same value: no high-watermark advance (and no acks=all
+	// produce) while the ISR is smaller.
+	MinInsyncReplicas int
 }
 
 // Clone returns a deep copy of s.
 func (s PartitionState) Clone() PartitionState {
 	s.Replicas = slices.Clone(s.Replicas)
 	s.ISR = slices.Clone(s.ISR)
+	s.ELR = slices.Clone(s.ELR)
 	return s
 }
+
+// minISR returns MinISR, 0 counting as 1.
+func (s PartitionState) minISR() int { return max(int(s.MinISR), 1) }
 
 // InSync reports whether broker id is in the ISR.
 func (s PartitionState) InSync(id int32) bool { return slices.Contains(s.ISR, id) }
@@ -73,6 +106,7 @@ type ISRUpdater interface {
 var (
 	ErrInvalidTopic  = errors.New("cluster: invalid topic name")
 	ErrInvalidBroker = errors.New("cluster: invalid broker id")
+	ErrInvalidMinISR = errors.New("cluster: min.insync.replicas outside [1, replication factor]")
 )
 
 // Validate checks the invariants every PartitionState published by a
@@ -80,15 +114,19 @@ var (
 //
 //   - Replicas is non-empty, its ids are distinct and non-negative;
 //   - ISR is a subset of Replicas without duplicates;
+//   - MinISR is at most len(Replicas) and not negative (0 stands for 1);
+//   - ELR is a subset of Replicas without duplicates, disjoint from the
+//     ISR, and empty when len(ISR) >= MinISR;
 //   - Leader is NoLeader or a member of the ISR (so a leader exists only
 //     while the ISR is non-empty);
 //   - LeaderEpoch and PartitionEpoch are non-negative, and LeaderEpoch is
 //     at most PartitionEpoch (every leader change is also a state change).
 //
 // The ISR may be empty: a broker that was the last member and restarted
-// after an unclean stop leaves it (see Local.RegisterBroker). Whether a
-// leaderless partition should have had a leader elected depends on which
-// brokers are alive, which only the controller knows.
+// after an unclean stop leaves it (see Local.RegisterBroker); the ELR then
+// names the replicas that may still be elected. Whether a leaderless
+// partition should have had a leader elected depends on which brokers are
+// alive, which only the controller knows.
 func (s PartitionState) Validate() error {
 	if len(s.Replicas) == 0 {
 		return errors.New("cluster: partition state has no replicas")
@@ -108,6 +146,22 @@ func (s PartitionState) Validate() error {
 		if slices.Contains(s.ISR[:i], r) {
 			return fmt.Errorf("%w: ISR member %d listed twice in %v", ErrInvalidISR, r, s.ISR)
 		}
+	}
+	if s.MinISR < 0 || int(s.MinISR) > len(s.Replicas) {
+		return fmt.Errorf("cluster: min ISR %d outside [1, %d replicas]", s.MinISR, len(s.Replicas))
+	}
+	for i, r := range s.ELR {
+		switch {
+		case !slices.Contains(s.Replicas, r):
+			return fmt.Errorf("cluster: ELR member %d is not a replica (replicas %v)", r, s.Replicas)
+		case slices.Contains(s.ELR[:i], r):
+			return fmt.Errorf("cluster: ELR member %d listed twice in %v", r, s.ELR)
+		case s.InSync(r):
+			return fmt.Errorf("cluster: ELR member %d is also in the ISR %v", r, s.ISR)
+		}
+	}
+	if len(s.ELR) > 0 && len(s.ISR) >= s.minISR() {
+		return fmt.Errorf("cluster: ELR %v with an ISR %v of at least min ISR %d", s.ELR, s.ISR, s.minISR())
 	}
 	if s.Leader != NoLeader && !s.InSync(s.Leader) {
 		return fmt.Errorf("%w: leader %d is not in the ISR %v", ErrInvalidISR, s.Leader, s.ISR)

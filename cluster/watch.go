@@ -18,7 +18,7 @@ const (
 	// PartitionsAdded: the topic has more partitions; Partitions holds
 	// every partition's state, the new ones included.
 	PartitionsAdded
-	// PartitionChanged: one partition's leader or ISR changed; State is
+	// PartitionChanged: one partition's leader, ISR or ELR changed; State is
 	// its new state.
 	PartitionChanged
 	// TopicDeleted: the topic is gone.
