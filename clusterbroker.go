@@ -85,7 +85,7 @@ type Controller interface {
 	Heartbeat(ctx context.Context, id int32, incarnation int64) error
 	UnregisterBroker(ctx context.Context, id int32, incarnation int64) error
 	Brokers() []cluster.BrokerInfo
-	CreateTopic(ctx context.Context, name string, partitions int32, replicationFactor int16) ([]cluster.PartitionState, error)
+	CreateTopicSpec(ctx context.Context, name string, spec cluster.TopicSpec) ([]cluster.PartitionState, error)
 	CreatePartitions(ctx context.Context, name string, total int32) ([]cluster.PartitionState, error)
 	DeleteTopic(ctx context.Context, name string) error
 	Topic(name string) ([]cluster.PartitionState, bool)
@@ -373,7 +373,8 @@ func (m *clusterMember) createTopic(ctx context.Context, name string, cfg TopicC
 		delete(m.created, name)
 		m.mu.Unlock()
 	}()
-	if _, err := m.cfg.Controller.CreateTopic(ctx, name, cfg.Partitions, cfg.ReplicationFactor); err != nil {
+	spec := cluster.TopicSpec{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, MinInsyncReplicas: cfg.MinInsyncReplicas}
+	if _, err := m.cfg.Controller.CreateTopicSpec(ctx, name, spec); err != nil {
 		return nil, clusterError(err)
 	}
 	select {
@@ -393,7 +394,7 @@ func clusterError(err error) error {
 		return fmt.Errorf("%w: %w", ErrTopicExists, err)
 	case errors.Is(err, cluster.ErrUnknownTopic):
 		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
-	case errors.Is(err, cluster.ErrInvalidReplication), errors.Is(err, cluster.ErrInvalidPartitionNum):
+	case errors.Is(err, cluster.ErrInvalidReplication), errors.Is(err, cluster.ErrInvalidPartitionNum), errors.Is(err, cluster.ErrInvalidMinISR):
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return err

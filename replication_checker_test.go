@@ -236,6 +236,13 @@ func (c *checkerCluster) nemesis(rng *rand.Rand, d time.Duration) {
 		n := c.nodes[rng.IntN(len(c.nodes))]
 		switch rng.IntN(5) {
 		case 0: // kill and restart a broker
+			// Only a healthy cluster: with three replicas and two
+			// needed in sync, the contract covers one failure at a
+			// time, and a broker restarted after a crash is not in
+			// sync (nor eligible to lead) until it caught up.
+			if !c.waitInSync(time.Second) {
+				continue
+			}
 			c.kill(n)
 			pause()
 			c.start(n)
@@ -289,6 +296,23 @@ func (c *checkerCluster) isolateAndKillLeaders(d time.Duration) {
 		c.net.Heal()
 		time.Sleep(50 * time.Millisecond)
 		c.start(leader)
+	}
+}
+
+// waitInSync waits up to d for every partition to have a leader and all
+// its replicas in sync, and reports whether they got there.
+func (c *checkerCluster) waitInSync(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		ok := true
+		for p := range int32(checkerPartitions) {
+			st, found := c.ctrl.Partition(cluster.TopicPartition{Topic: checkerTopic, Partition: p})
+			ok = ok && found && st.Leader != cluster.NoLeader && len(st.ISR) == checkerBrokers
+		}
+		if ok || time.Now().After(deadline) {
+			return ok
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
