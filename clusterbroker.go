@@ -291,6 +291,9 @@ func (m *clusterMember) openTopic(name string, states []cluster.PartitionState) 
 		}
 		cfg = cfg.withDefaults(&b.opts)
 		cfg.ReplicationFactor = int16(len(states[0].Replicas))
+		if m := states[0].MinISR; m > 0 {
+			cfg.MinInsyncReplicas = int(m) // the controller's, whoever created the topic
+		}
 		t = &Topic{name: name, cfg: cfg}
 		t.parts.Store(new([]*Partition))
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,12 +107,16 @@ type checkerNode struct {
 }
 
 type checkerCluster struct {
-	t     *testing.T
-	ctrl  *cluster.Local
-	net   *replication.MemNetwork
-	nodes []*checkerNode
-	opts  Options
-	acks  Acks
+	t *testing.T
+	// history is what happened, for the report of a failing seed: the
+	// controller's decisions, kills and restarts, acknowledgements.
+	historyMu sync.Mutex
+	history   []string
+	ctrl      *cluster.Local
+	net       *replication.MemNetwork
+	nodes     []*checkerNode
+	opts      Options
+	acks      Acks
 }
 
 func runChecker(t *testing.T, run checkerRun) checkerResult {
@@ -131,6 +136,15 @@ func runChecker(t *testing.T, run checkerRun) checkerResult {
 	if run.acksAll {
 		c.acks = AcksAll
 	}
+	events, stopWatch := c.ctrl.Watch(-1)
+	defer stopWatch()
+	go func() {
+		for ev := range events {
+			if ev.Kind == cluster.PartitionChanged {
+				c.record("controller: partition %d: %+v", ev.Partition, ev.State)
+			}
+		}
+	}()
 	ctrlCtx, stopCtrl := context.WithCancel(context.Background())
 	go c.ctrl.Run(ctrlCtx)
 	defer func() {
@@ -185,6 +199,11 @@ func runChecker(t *testing.T, run checkerRun) checkerResult {
 		res.acked += len(producers[i].acked)
 		c.check(i, producers[i], consumers[i], run.acksAll, &res)
 	}
+	if len(res.anomalies) > 0 && run.acksAll {
+		c.historyMu.Lock()
+		t.Logf("seed %d: history:\n%s", run.seed, strings.Join(c.history, "\n"))
+		c.historyMu.Unlock()
+	}
 	return res
 }
 
@@ -209,6 +228,14 @@ func (c *checkerCluster) start(n *checkerNode) {
 	}
 	c.net.Register(n.id, b.ReplicaHandler())
 	n.b.Store(b)
+	c.record("started broker %d", n.id)
+}
+
+// record adds to the history printed when the seed fails.
+func (c *checkerCluster) record(format string, args ...any) {
+	c.historyMu.Lock()
+	c.history = append(c.history, time.Now().Format("15:04:05.000000 ")+fmt.Sprintf(format, args...))
+	c.historyMu.Unlock()
 }
 
 // kill stops a node's broker as a power cut would: it stops answering,
@@ -219,6 +246,7 @@ func (c *checkerCluster) kill(n *checkerNode) {
 		return
 	}
 	c.net.Unregister(n.id)
+	c.record("kill broker %d", n.id)
 	b.cluster.killed = true
 	fs, err := n.fs.Crash()
 	if err != nil {
@@ -435,6 +463,7 @@ func (p *checkerProducer) run(ctx context.Context) {
 			backoff(ctx)
 			continue
 		}
+		p.c.record("partition %d: seq %d acknowledged at offset %d, leader epoch %d", p.partition, seq, res.BaseOffset, part.LeaderEpoch())
 		p.acked = append(p.acked, checkerAck{seq: seq, offset: res.BaseOffset})
 		seq++
 	}

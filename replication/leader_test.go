@@ -359,3 +359,22 @@ func TestRefusedExpansionReleasesHW(t *testing.T) {
 		t.Fatalf("HW %d after the refusal, want 3 (the committed ISR's)", hw)
 	}
 }
+
+// TestControllerMinISRApplies: the controller's min.insync.replicas, in
+// the partition state, overrides the replica's configured one. A broker
+// that did not create a topic opened it with its default (1) and let its
+// HW move with the leader alone, acknowledging a record the eligible
+// replicas (elected next) did not have.
+func TestControllerMinISRApplies(t *testing.T) {
+	r, l := newTestReplica(t, 1, Config{MinInsyncReplicas: 1})
+	st := state(1, 1, 1, ids(1, 2, 3), ids(1))
+	st.MinISR = 2
+	mustNil(t, r.Apply(t0, st))
+	r.Appended(l.appendLeader("a"))
+	if hw := r.HighWatermark(); hw != 0 {
+		t.Fatalf("HW %d with the ISR {1} below the controller's minimum 2", hw)
+	}
+	if err := r.CheckProduce(true); !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("acks=all produce: %v, want ErrNotEnoughReplicas", err)
+	}
+}

@@ -324,6 +324,12 @@ func (r *Replica) Apply(now time.Time, st cluster.PartitionState) error {
 	if r.applied && st.LeaderEpoch < r.state.LeaderEpoch {
 		return fmt.Errorf("%w: %v: state has leader epoch %d, current is %d", ErrFencedLeaderEpoch, r.tp, st.LeaderEpoch, r.state.LeaderEpoch)
 	}
+	if st.MinISR > 0 {
+		// The controller's min.insync.replicas is the one its leader
+		// elections rely on (eligible leader replicas): the HW must not
+		// move with fewer replicas in sync than that.
+		r.cfg.MinInsyncReplicas = int(st.MinISR)
+	}
 	if r.applied && st.LeaderEpoch == r.state.LeaderEpoch && st.Leader == r.state.Leader {
 		r.updateISRLocked(st)
 		return nil
