@@ -8,6 +8,15 @@
 // The broker lives in t.TempDir() and is closed by t.Cleanup. Helpers fail
 // the test (Fatalf) on error. The package takes a TB interface, which
 // *testing.T and *testing.B satisfy, so it does not import package testing.
+//
+// NewKafka serves a broker over the Kafka protocol on a free loopback
+// port. NewCluster starts several replicating brokers and their controller
+// in one process, over an in-memory network with fault injection or over
+// their Kafka listeners, and stops, kills and restarts them:
+//
+//	c := commitlogtest.NewCluster(t, 3, commitlogtest.WithKafkaListeners())
+//	c.CreateTopic("orders", 6, 3)
+//	client, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
 package commitlogtest
 
 import (
