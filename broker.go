@@ -617,6 +617,9 @@ func (b *Broker) deleteTopic(ctx context.Context, name string) error {
 		if p.log == nil {
 			continue // a partition of a cluster this broker holds no replica of
 		}
+		if p.repl != nil {
+			b.cluster.forget(p) // its fetches stop before its log closes
+		}
 		errs = append(errs, p.log.Close())
 		dir := p.log.Dir()
 		gone := dir + deleteSuffix

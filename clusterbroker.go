@@ -348,6 +348,11 @@ func (m *clusterMember) addReplica(p *Partition) error {
 	return nil
 }
 
+// forget stops replicating a partition whose topic is deleted.
+func (m *clusterMember) forget(p *Partition) {
+	m.node.Remove(cluster.TopicPartition{Topic: p.topic.name, Partition: p.id})
+}
+
 // applyState makes the partition's replica follow the controller's
 // decision, with appends held off while the role changes.
 func (m *clusterMember) applyState(p *Partition, st cluster.PartitionState) error {

@@ -2,6 +2,7 @@ package commitlogtest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -77,4 +78,43 @@ func partitionOf(t *testing.T, b *commitlog.Broker, topic string, id int32) *com
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestClusterDeleteTopic deletes a replicated topic through one broker:
+// every broker drops it, and a topic of the same name created afterwards
+// starts empty and replicates.
+func TestClusterDeleteTopic(t *testing.T) {
+	c := NewCluster(t, 3)
+	c.CreateTopic("t", 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := c.WaitLeader(ctx, "t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := partitionOf(t, c.Broker(id), "t", 0).Append(commitlog.Record{Value: []byte("old")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Broker(1).DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for id := int32(1); id <= 3; id++ {
+		for {
+			if _, err := c.Broker(id).Topic("t"); errors.Is(err, commitlog.ErrUnknownTopic) {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("broker %d still has the deleted topic", id)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	c.CreateTopic("t", 1, 3)
+	if id, err = c.WaitLeader(ctx, "t", 0); err != nil {
+		t.Fatal(err)
+	}
+	off, err := partitionOf(t, c.Broker(id), "t", 0).Append(commitlog.Record{Value: []byte("new")})
+	if err != nil || off != 0 {
+		t.Fatalf("append to the topic created again: offset %d, %v; want 0", off, err)
+	}
 }
