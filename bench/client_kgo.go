@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,15 +12,15 @@ import (
 )
 
 // kgoDriver is franz-go's kgo client against a Kafka protocol server at
-// addr, with the settings of issue 7 for every Kafka protocol row: 5 ms
-// linger, 1 MiB batches, idempotence on (kgo's default). It runs in the
-// child process.
+// addr (comma-separated seed brokers), with the settings of issue 7 for
+// every Kafka protocol row: 5 ms linger, 1 MiB batches, acks=all and
+// idempotence on (kgo's defaults). It runs in the child process.
 type kgoDriver struct{ addr string }
 
 func (d *kgoDriver) close() error { return nil }
 
 func (d *kgoDriver) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(d.addr)}, opts...)...)
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(d.addr, ",")...)}, opts...)...)
 }
 
 func (d *kgoDriver) produce(ctx context.Context, topic string, s produceSpec) (int64, error) {
@@ -31,6 +32,7 @@ func (d *kgoDriver) produce(ctx context.Context, topic string, s produceSpec) (i
 		wg.Go(func() {
 			cl, err := d.client(
 				kgo.DefaultProduceTopic(topic),
+				kgo.RequiredAcks(kgo.AllISRAcks()), // the default, which idempotence needs
 				kgo.ProducerLinger(5*time.Millisecond),
 				kgo.ProducerBatchMaxBytes(1<<20),
 				// Room for about ten 1 MiB batches of 100 B records; kgo's

@@ -3,69 +3,196 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/streamkit/commitlog"
+	"github.com/streamkit/commitlog/cluster"
+	"github.com/streamkit/commitlog/kafka"
+	"github.com/streamkit/commitlog/replication"
 )
 
 // commitlog in-process: the Broker inside this process, driven through its
 // Producer and Consumer. Client and broker share the process, so the CPU
-// column is the whole process.
+// column is the whole process. W6 runs three brokers in this process
+// following one in-process controller (cluster.Local) and replicating over
+// an in-memory network (replication.MemNetwork); the producer runs on the
+// broker leading the topic's partition.
 var sysCommitlog = system{
 	name:       "commitlog (in-process)",
 	key:        "commitlog",
 	ours:       true,
-	durability: commitlogDurability,
-	supports:   commitlogSupports,
+	durability: commitlogDurability("replicating over an in-memory network"),
+	supports:   func(*scenario) string { return "" },
 	start: func(sc *scenario, dir string) (*instance, error) {
-		b, err := openCommitlog(sc, dir)
+		c, err := openCommitlog(sc, dir, false)
 		if err != nil {
 			return nil, err
 		}
-		return &instance{drv: &commitlogDriver{b: b}, close: b.Close}, nil
+		return &instance{drv: &commitlogDriver{c: c}, close: c.close}, nil
 	},
 }
 
-func commitlogDurability(sc *scenario) string {
-	if sc.durable {
-		return "SyncGroupCommit (default): acked after fdatasync, shared by concurrent appends"
+func commitlogDurability(replicated string) func(sc *scenario) string {
+	return func(sc *scenario) string {
+		switch {
+		case sc.durable:
+			return "SyncGroupCommit (default): acked after fdatasync, shared by concurrent appends"
+		case sc.replicas > 1:
+			return fmt.Sprintf("R%d (%d brokers, one process, %s), min.insync.replicas 2, SyncNone: no fsync (the replicas give durability)",
+				sc.replicas, sc.replicas, replicated)
+		}
+		return "SyncNone: page cache, no fsync"
 	}
-	return "SyncNone: page cache, no fsync"
 }
 
-// commitlogSupports: W6 needs replication, which is being built. Once a
-// multi-broker harness exists (commitlogtest.NewCluster or similar), start
-// three brokers in openCommitlog when sc.replicas > 1, create the topics
-// with ReplicationFactor: 3 and Acks: AcksAll, and drop this check.
-func commitlogSupports(sc *scenario) string {
-	if sc.replicas > 1 {
-		return "not measured: replication is not built yet"
-	}
-	return ""
+// commitlogCluster is the brokers of one run: one, or sc.replicas brokers
+// of a cluster (ids 1 to n) following one in-process controller.
+type commitlogCluster struct {
+	ctrl    *cluster.Local // nil for a single broker
+	brokers []*commitlog.Broker
+	addrs   []string                     // Kafka listeners, with listeners
+	leaders map[string]*commitlog.Broker // topic -> the broker leading its partition 0
+	closers []func() error               // run in reverse order by close
 }
 
-// openCommitlog opens a broker in dir with the scenario's durability and
-// its topics "warm" and "bench".
-func openCommitlog(sc *scenario, dir string) (*commitlog.Broker, error) {
+// broker returns the broker to produce to and consume from for topic: the
+// leader of its partition 0 (W6 has one partition).
+func (c *commitlogCluster) broker(topic string) *commitlog.Broker {
+	if b := c.leaders[topic]; b != nil {
+		return b
+	}
+	return c.brokers[0]
+}
+
+func (c *commitlogCluster) close() error {
+	var errs []error
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		errs = append(errs, c.closers[i]())
+	}
+	c.closers = nil
+	return errors.Join(errs...)
+}
+
+// openCommitlog opens the scenario's brokers in dir with its durability
+// and the topics "warm" and "bench". With listeners each broker serves the
+// Kafka protocol on 127.0.0.1 (and a cluster replicates through those
+// listeners, with kafka.Transport); otherwise a cluster replicates over
+// replication.MemNetwork.
+func openCommitlog(sc *scenario, dir string, listeners bool) (c *commitlogCluster, err error) {
+	c = &commitlogCluster{leaders: map[string]*commitlog.Broker{}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.close())
+		}
+	}()
 	opts := commitlog.Options{SyncPolicy: commitlog.SyncNone}
 	if sc.durable {
 		opts.SyncPolicy = commitlog.SyncGroupCommit
 	}
-	b, err := commitlog.Open(dir, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range []string{"warm", "bench"} {
-		if _, err := b.CreateTopic(context.Background(), t, commitlog.TopicConfig{Partitions: int32(sc.partitions)}); err != nil {
-			return nil, errors.Join(err, b.Close())
+	n := max(1, sc.replicas)
+	var memNet *replication.MemNetwork
+	if n > 1 {
+		c.ctrl = cluster.NewLocal(cluster.LocalConfig{})
+		go c.ctrl.Run(context.Background()) // fences brokers that stop heartbeating; Close stops it
+		c.closers = append(c.closers, c.ctrl.Close)
+		if !listeners {
+			memNet = replication.NewMemNetwork(1)
 		}
 	}
-	return b, nil
+	for i := range n {
+		id := int32(i + 1)
+		o := opts
+		var ln net.Listener
+		if listeners {
+			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				return c, err
+			}
+		}
+		if c.ctrl != nil {
+			cc := &commitlog.ClusterConfig{BrokerID: id, Controller: c.ctrl, Host: "127.0.0.1",
+				Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+			if listeners {
+				cc.Port = int32(ln.Addr().(*net.TCPAddr).Port)
+				tr := kafka.NewTransport(kafka.TransportConfig{Addr: kafka.ControllerAddrs(c.ctrl)})
+				c.closers = append(c.closers, tr.Close) // after the broker closed
+				cc.Transport = tr
+			} else {
+				cc.Transport = memNet.Transport(id)
+			}
+			o.Cluster = cc
+		}
+		b, err := commitlog.Open(filepath.Join(dir, fmt.Sprint(id)), o)
+		if err != nil {
+			if ln != nil {
+				err = errors.Join(err, ln.Close())
+			}
+			return c, err
+		}
+		c.brokers = append(c.brokers, b)
+		c.closers = append(c.closers, b.Close)
+		if memNet != nil {
+			memNet.Register(id, b.ReplicaHandler())
+			c.closers = append(c.closers, func() error { memNet.Unregister(id); return nil })
+		}
+		if listeners {
+			srv, err := kafka.NewServer(b, kafka.Config{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return c, errors.Join(err, ln.Close())
+			}
+			go func() { _ = srv.Serve(ln) }()
+			c.closers = append(c.closers, srv.Close) // before the broker closes
+			c.addrs = append(c.addrs, ln.Addr().String())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, t := range []string{"warm", "bench"} {
+		cfg := commitlog.TopicConfig{Partitions: int32(sc.partitions)}
+		if n > 1 {
+			cfg.ReplicationFactor, cfg.MinInsyncReplicas = int16(n), 2
+		}
+		if _, err := c.brokers[0].CreateTopic(ctx, t, cfg); err != nil {
+			return c, err
+		}
+		if n > 1 {
+			if c.leaders[t], err = c.waitLeader(ctx, t); err != nil {
+				return c, err
+			}
+		}
+	}
+	return c, nil
 }
 
-type commitlogDriver struct{ b *commitlog.Broker }
+// waitLeader waits until the controller has a leader for topic's
+// partition 0 and its whole replica set in sync, and that broker knows it
+// leads.
+func (c *commitlogCluster) waitLeader(ctx context.Context, topic string) (*commitlog.Broker, error) {
+	tp := cluster.TopicPartition{Topic: topic, Partition: 0}
+	for {
+		if st, ok := c.ctrl.Partition(tp); ok && st.Leader >= 1 && int(st.Leader) <= len(c.brokers) && len(st.ISR) == len(c.brokers) {
+			b := c.brokers[st.Leader-1]
+			if t, err := b.Topic(topic); err == nil {
+				if p, err := t.Partition(0); err == nil && p.Leader() {
+					return b, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no leader with a full ISR for %s/0: %w", topic, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+type commitlogDriver struct{ c *commitlogCluster }
 
 func (d *commitlogDriver) close() error { return nil }
 
@@ -77,7 +204,9 @@ func (d *commitlogDriver) produce(ctx context.Context, topic string, s produceSp
 	for p := range s.producers {
 		wg.Go(func() {
 			// The same batching as the franz-go rows: 5 ms linger, 1 MiB batches.
-			pr, err := d.b.NewProducer(commitlog.ProducerConfig{Linger: 5 * time.Millisecond, BatchBytes: 1 << 20})
+			// acks=all, the default: on a cluster, acknowledged once every
+			// in-sync replica has the record.
+			pr, err := d.c.broker(topic).NewProducer(commitlog.ProducerConfig{Acks: commitlog.AcksAll, Linger: 5 * time.Millisecond, BatchBytes: 1 << 20})
 			if err != nil {
 				errs.set(err)
 				return
@@ -111,7 +240,7 @@ func (d *commitlogDriver) produce(ctx context.Context, topic string, s produceSp
 
 func (d *commitlogDriver) consume(ctx context.Context, topic string, n int64, members int) (int64, error) {
 	if members == 0 {
-		c, err := d.b.NewConsumer(commitlog.ConsumerConfig{Topics: []string{topic}})
+		c, err := d.c.broker(topic).NewConsumer(commitlog.ConsumerConfig{Topics: []string{topic}})
 		if err != nil {
 			return 0, err
 		}
@@ -132,7 +261,7 @@ func (d *commitlogDriver) consume(ctx context.Context, topic string, n int64, me
 	var wg sync.WaitGroup
 	for range members {
 		wg.Go(func() {
-			c, err := d.b.NewConsumer(commitlog.ConsumerConfig{Group: "g-" + topic, Topics: []string{topic}})
+			c, err := d.c.broker(topic).NewConsumer(commitlog.ConsumerConfig{Group: "g-" + topic, Topics: []string{topic}})
 			if err != nil {
 				errs.set(err)
 				cancel()
@@ -159,7 +288,7 @@ func (d *commitlogDriver) consume(ctx context.Context, topic string, n int64, me
 }
 
 func (d *commitlogDriver) latency(ctx context.Context, topic string, rate int, dur time.Duration, size int) ([]time.Duration, error) {
-	c, err := d.b.NewConsumer(commitlog.ConsumerConfig{Topics: []string{topic}})
+	c, err := d.c.broker(topic).NewConsumer(commitlog.ConsumerConfig{Topics: []string{topic}})
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +308,7 @@ func (d *commitlogDriver) latency(ctx context.Context, topic string, rate int, d
 			}
 		}
 	}()
-	pr, err := d.b.NewProducer(commitlog.ProducerConfig{}) // no linger
+	pr, err := d.c.broker(topic).NewProducer(commitlog.ProducerConfig{}) // no linger
 	if err != nil {
 		return nil, err
 	}

@@ -69,12 +69,12 @@ func findScenario(scale float64, name string) (*scenario, error) {
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }
 
-// dataBytes is roughly what the scenario stores.
+// dataBytes is roughly what the scenario stores, on all its replicas.
 func (sc *scenario) dataBytes() int64 {
 	if sc.rate > 0 {
 		return int64(sc.rate) * int64(sc.duration/time.Second) * int64(sc.size+64)
 	}
-	return sc.records * int64(sc.size+64)
+	return sc.records * int64(sc.size+64) * int64(max(1, sc.replicas))
 }
 
 // workloadIDs are the workloads the scenario measures.
