@@ -39,6 +39,8 @@ const (
 	readChunkBytes = 64 << 10
 	// apiVersionsKey is the key of ApiVersions, whose framing is special.
 	apiVersionsKey = 18
+	// produceKey is the key of Produce, whose answers may be pipelined.
+	produceKey = 0
 )
 
 // conn is one client connection. Its goroutine reads a request, answers it
@@ -85,7 +87,19 @@ type request struct {
 	// release holds what to let go once the response is written (slices of
 	// the log that the response's bytes alias).
 	release []func()
+	// pendingResp is the answer a pipelined request waits to write.
+	pendingResp kmsg.Response
+	// wait, when set, completes the response before it is written: a
+	// Produce's wait for durability or replication. Its records are
+	// already appended, so the connection may read and append the next
+	// Produce meanwhile (see serve).
+	wait func()
 }
+
+// maxPipelined bounds the Produce requests of one connection whose records
+// are appended and whose answers wait (for an fsync or the followers).
+// Clients keep up to 5 in flight (max.in.flight.requests.per.connection).
+const maxPipelined = 8
 
 // errCloseConn makes the connection close without an answer, with the
 // reason logged.
@@ -107,8 +121,27 @@ func (c *conn) serve() {
 			c.s.log.Error("kafka: panic serving connection", "remote", c.nc.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
+	// Requests are handled one at a time and answered in order. A Produce
+	// whose answer waits (acks=1 under group commit, acks=all) is
+	// pipelined: while its wait runs, the next request already in the
+	// read buffer is read, and if it is a Produce too, its records are
+	// appended, so that one fsync or one replication round serves several
+	// requests, as Kafka's clients expect when they keep up to five in
+	// flight. Any other request first waits for the answers before it.
+	var pending []*request // handled, answers not written yet
+	defer func() {
+		for _, r := range pending {
+			c.releaseRequest(r)
+		}
+	}()
 	for {
-		if !c.waitForRequest() {
+		if len(pending) > 0 && (c.br.Buffered() == 0 || len(pending) >= maxPipelined) {
+			if err := c.flushPending(&pending); err != nil {
+				c.logClose(err)
+				return
+			}
+		}
+		if len(pending) == 0 && !c.waitForRequest() {
 			return
 		}
 		r, err := c.readRequest()
@@ -118,11 +151,52 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		if err := c.handle(r); err != nil {
+		if r.key != produceKey && len(pending) > 0 {
+			if err := c.flushPending(&pending); err != nil {
+				c.releaseRequest(r)
+				c.logClose(err)
+				return
+			}
+		}
+		resp, err := c.process(r)
+		if err == nil && resp != nil && r.wait != nil {
+			pending = append(pending, r)
+			r.pendingResp = resp
+			continue
+		}
+		if err == nil && resp != nil {
+			err = c.write(r, resp)
+		}
+		c.releaseRequest(r)
+		if err != nil {
 			c.logClose(err)
 			return
 		}
 	}
+}
+
+// flushPending completes and writes the pending answers, in order.
+func (c *conn) flushPending(pending *[]*request) error {
+	for len(*pending) > 0 {
+		r := (*pending)[0]
+		*pending = (*pending)[1:]
+		r.wait()
+		err := c.write(r, r.pendingResp)
+		c.releaseRequest(r)
+		if err != nil {
+			return err
+		}
+	}
+	*pending = nil
+	return nil
+}
+
+// releaseRequest lets go of what the request's answer held.
+func (c *conn) releaseRequest(r *request) {
+	for _, f := range r.release {
+		f()
+	}
+	r.release = nil
 }
 
 func (c *conn) logClose(err error) {
@@ -291,33 +365,19 @@ func skipTags(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// handle answers one request and writes the response, if any.
-func (c *conn) handle(r *request) error {
-	defer func() {
-		for _, f := range r.release {
-			f()
-		}
-	}()
-	var resp kmsg.Response
-	var err error
+// process handles one request and returns its answer: nil for none
+// (Produce with acks=0), or an error to close the connection. A request
+// with a wait set must be waited for before its answer is written.
+func (c *conn) process(r *request) (kmsg.Response, error) {
 	if r.body == nil { // ApiVersions at a version we do not know
-		resp = c.s.apiVersionsUnsupported()
-	} else {
-		resp, err = c.s.handlers[r.key].handle(c.s.ctx, r)
-		if err != nil {
-			return err
-		}
+		return c.s.apiVersionsUnsupported(), nil
 	}
-	if resp == nil { // Produce with acks=0
-		return nil
-	}
-	return c.write(r, resp)
+	return c.s.handlers[r.key].handle(c.s.ctx, r)
 }
 
 // write frames and sends one response. Fetch responses frame themselves
 // (writeFetch) unless Config.DisableZeroCopy is set. Responses go out in the
-// order of the requests: the connection's goroutine writes each before it
-// reads the next request.
+// order of the requests (see serve).
 func (c *conn) write(r *request, resp kmsg.Response) error {
 	fr, isFetch := resp.(*fetchResponse)
 	if isFetch && !c.s.cfg.DisableZeroCopy {

@@ -34,6 +34,10 @@ const (
 // not. On a broker of a cluster, acks=all also waits for the high
 // watermark to pass the batch (every in-sync replica has it) and fails
 // with NOT_ENOUGH_REPLICAS up front when too few replicas are in sync.
+// The wait runs on the connection before the answer is written, and the
+// connection appends the client's next pipelined Produce meanwhile
+// (conn.go, serve), so one fsync or replication round serves several of a
+// client's requests in flight.
 //
 // Idempotent producers' batches are checked by the log (producerstate.go):
 // a retry of one of the producer's last five batches answers success with
@@ -108,18 +112,27 @@ func (s *Server) handleProduce(_ context.Context, r *request) (kmsg.Response, er
 		return nil, nil
 	}
 	if len(waits) > 0 {
-		ctx := context.Background()
+		// The records are appended; the answer waits for them to be
+		// written as acks says. The connection runs the wait before it
+		// writes the answer, and may append its next Produce meanwhile.
+		deadline := time.Time{}
 		if req.TimeoutMillis > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
-			defer cancel()
+			deadline = time.Now().Add(time.Duration(req.TimeoutMillis) * time.Millisecond)
 		}
-		for _, d := range waits {
-			if err := d.p.WaitAcked(ctx, d.next, acks); err != nil {
-				for _, out := range d.outs {
-					out.ErrorCode = errorCode(err)
-					out.ErrorMessage = errorMessage(err)
-					out.BaseOffset, out.LogAppendTime, out.LogStartOffset = -1, -1, -1
+		r.wait = func() {
+			ctx := context.Background()
+			if !deadline.IsZero() {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, deadline)
+				defer cancel()
+			}
+			for _, d := range waits {
+				if err := d.p.WaitAcked(ctx, d.next, acks); err != nil {
+					for _, out := range d.outs {
+						out.ErrorCode = errorCode(err)
+						out.ErrorMessage = errorMessage(err)
+						out.BaseOffset, out.LogAppendTime, out.LogStartOffset = -1, -1, -1
+					}
 				}
 			}
 		}
