@@ -135,3 +135,61 @@ func (l *Log) waitTo(ctx context.Context, offset int64, limit func() int64) erro
 		}
 	}
 }
+
+// ResetTo empties the log and restarts it at offset, which becomes both
+// its start and its end offset (Kafka's truncateFullyAndStartAt): a
+// follower whose log ends below its leader's start offset (retention
+// deleted what it lacks) starts again where the leader's log starts. The
+// old segments are deleted (readers holding Slices keep theirs), the
+// producer state goes with them, and the change is durable when ResetTo
+// returns.
+func (l *Log) ResetTo(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return err
+	}
+	if offset < 0 {
+		return fmt.Errorf("%w: reset to offset %d", ErrOffsetOutOfRange, offset)
+	}
+	old := l.segs.Load().segs
+	if err := l.active.seal(); err != nil {
+		l.err = fmt.Errorf("commitlog: reset %s: %w", l.dir, err)
+		return l.err
+	}
+	// The old segments go first (one of them may have offset's file
+	// names). A crash before the new one exists leaves an empty directory,
+	// which opens as an empty log at 0: the follower resets again.
+	for _, s := range old {
+		if err := s.markDeleted(); err != nil {
+			l.err = fmt.Errorf("commitlog: reset %s: %w", l.dir, err)
+			return l.err
+		}
+	}
+	seg, err := createSegment(l.fs, l.dir, offset, l.config())
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: reset %s: %w", l.dir, err)
+		return l.err
+	}
+	l.segs.Store(&segmentList{segs: []*segment{seg}})
+	l.active = seg
+	for _, s := range old {
+		s.release()
+	}
+	clear(l.producers)
+	l.end.Store(offset)
+	l.sync.truncated(offset)
+	l.sync.advance(offset)
+	if err := l.saveProducersLocked(); err != nil {
+		l.err = fmt.Errorf("commitlog: reset %s: producer snapshot: %w", l.dir, err)
+		return l.err
+	}
+	if invariants.Enabled {
+		l.checkLocked(nil)
+	}
+	l.dataCh.broadcast()
+	return nil
+}

@@ -118,3 +118,51 @@ func TestClusterDeleteTopic(t *testing.T) {
 		t.Fatalf("append to the topic created again: offset %d, %v; want 0", off, err)
 	}
 }
+
+// TestClusterFollowerBehindLogStart stops a follower, lets the leader's
+// retention delete what the follower lacks, and starts it again: its log
+// ends below the leader's start, so it empties its log and restarts it at
+// the leader's start offset (Kafka's truncateFullyAndStartAt), then
+// catches up.
+func TestClusterFollowerBehindLogStart(t *testing.T) {
+	c := NewCluster(t, 3)
+	c.CreateTopicConfig("t", commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 3, SegmentBytes: 1024, RetentionBytes: 2048})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leader, err := c.WaitLeader(ctx, "t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := leader%3 + 1
+	c.Stop(follower)
+	lp := partitionOf(t, c.Broker(leader), "t", 0)
+	value := make([]byte, 200)
+	for range 50 {
+		if _, err := lp.Append(commitlog.Record{Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Broker(leader).EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if lp.StartOffset() == 0 {
+		t.Fatal("retention deleted nothing")
+	}
+	c.Start(follower)
+	for { // the controller's events reopen the topic
+		if _, err := c.Broker(follower).Topic("t"); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the restarted follower did not reopen the topic")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fp := partitionOf(t, c.Broker(follower), "t", 0)
+	for fp.LogEndOffset() != lp.LogEndOffset() || fp.StartOffset() < lp.StartOffset() {
+		if ctx.Err() != nil {
+			t.Fatalf("follower [%d, %d), leader [%d, %d)", fp.StartOffset(), fp.LogEndOffset(), lp.StartOffset(), lp.LogEndOffset())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
