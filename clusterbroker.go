@@ -2,6 +2,7 @@ package commitlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,6 +89,7 @@ type Controller interface {
 	CreateTopicSpec(ctx context.Context, name string, spec cluster.TopicSpec) ([]cluster.PartitionState, error)
 	CreatePartitions(ctx context.Context, name string, total int32) ([]cluster.PartitionState, error)
 	DeleteTopic(ctx context.Context, name string) error
+	SetTopicConfig(ctx context.Context, name string, config []byte) error
 	Topic(name string) ([]cluster.PartitionState, bool)
 	Partition(tp cluster.TopicPartition) (cluster.PartitionState, bool)
 	Watch(brokerID int32) (events <-chan cluster.Event, cancel func())
@@ -240,7 +242,22 @@ func (m *clusterMember) follow(events <-chan cluster.Event) {
 func (m *clusterMember) apply(ev cluster.Event) error {
 	switch ev.Kind {
 	case cluster.TopicCreated, cluster.PartitionsAdded:
-		return m.openTopic(ev.Topic, ev.Partitions)
+		return m.openTopic(ev.Topic, ev.Partitions, ev.Config)
+	case cluster.TopicConfigChanged:
+		cfg, err := decodeTopicConfig(ev.Config)
+		if err != nil {
+			return err
+		}
+		_, err = m.b.alterTopicConfig(context.Background(), ev.Topic, func(c *TopicConfig) error {
+			partitions, rf := c.Partitions, c.ReplicationFactor
+			*c = cfg
+			c.Partitions, c.ReplicationFactor = partitions, rf
+			return nil
+		}, false)
+		if errors.Is(err, ErrUnknownTopic) {
+			err = nil // deleted since, or not opened here yet (it opens with the controller's config)
+		}
+		return err
 	case cluster.PartitionChanged:
 		p, err := m.partition(ev.Topic, ev.Partition)
 		if err != nil {
@@ -271,7 +288,7 @@ func (m *clusterMember) partition(topic string, id int32) (*Partition, error) {
 // openTopic opens the topic's partitions this broker does not have yet:
 // a log and a replica for those it holds, a placeholder for the others;
 // then applies each partition's state.
-func (m *clusterMember) openTopic(name string, states []cluster.PartitionState) error {
+func (m *clusterMember) openTopic(name string, states []cluster.PartitionState, config []byte) error {
 	b := m.b
 	m.mu.Lock()
 	pending := m.created[name]
@@ -284,7 +301,9 @@ func (m *clusterMember) openTopic(name string, states []cluster.PartitionState) 
 	t, exists := b.topics[name]
 	if !exists {
 		cfg := TopicConfig{}
-		if pending != nil {
+		if c, err := decodeTopicConfig(config); err == nil && len(config) > 0 {
+			cfg = c // the controller's: the same on every broker
+		} else if pending != nil {
 			cfg = pending.cfg
 		} else if rec, ok := b.recorded[name]; ok {
 			cfg = rec
@@ -382,7 +401,11 @@ func (m *clusterMember) createTopic(ctx context.Context, name string, cfg TopicC
 		m.mu.Unlock()
 	}()
 	spec := cluster.TopicSpec{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, MinInsyncReplicas: cfg.MinInsyncReplicas}
-	if _, err := m.cfg.Controller.CreateTopicSpec(ctx, name, spec); err != nil {
+	var err error
+	if spec.Config, err = json.Marshal(cfg); err != nil {
+		return nil, err
+	}
+	if _, err = m.cfg.Controller.CreateTopicSpec(ctx, name, spec); err != nil {
 		return nil, clusterError(err)
 	}
 	select {
@@ -393,6 +416,33 @@ func (m *clusterMember) createTopic(ctx context.Context, name string, cfg TopicC
 		return nil, ErrClosed
 	}
 	return m.b.Topic(name)
+}
+
+// decodeTopicConfig reads a topic configuration as the controller keeps
+// it (JSON, as topics.json).
+func decodeTopicConfig(b []byte) (TopicConfig, error) {
+	var cfg TopicConfig
+	if len(b) == 0 {
+		return cfg, nil
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("%w: topic configuration from the controller: %w", ErrInvalidConfig, err)
+	}
+	return cfg, nil
+}
+
+// alterTopicConfig changes a replicated topic's configuration through the
+// controller, which hands it to every broker (this one too), and applies it
+// here at once.
+func (m *clusterMember) alterTopicConfig(ctx context.Context, name string, next TopicConfig) error {
+	data, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Controller.SetTopicConfig(ctx, name, data); err != nil {
+		return clusterError(err)
+	}
+	return nil
 }
 
 // clusterError maps the controller's errors onto the broker's.
@@ -472,7 +522,7 @@ func (m *clusterMember) addPartitions(ctx context.Context, name string, total in
 	}
 	// The controller's event opens them too; opening is idempotent and
 	// applying an older state is refused by the replica.
-	return m.openTopic(name, states)
+	return m.openTopic(name, states, nil)
 }
 
 // markCleanShutdown records that every log closed cleanly, so that the

@@ -69,12 +69,22 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, fn func(*Top
 	if validateOnly || next == cur {
 		return next, nil
 	}
+	if b.cluster != nil && !IsInternalTopic(name) {
+		// Every broker of the cluster gets it from the controller (this
+		// one too, again, as a no-op); it applies here at once.
+		if err := b.cluster.alterTopicConfig(ctx, name, next); err != nil {
+			return TopicConfig{}, fmt.Errorf("commitlog: alter config of topic %s: %w", name, err)
+		}
+	}
 	if err := b.saveTopicsWithLocked(t, &next); err != nil {
 		return TopicConfig{}, fmt.Errorf("commitlog: alter config of topic %s: %w", name, err)
 	}
 	t.live.Store(&next)
 	var errs []error
 	for _, p := range t.Partitions() {
+		if p.log == nil {
+			continue // a partition of a cluster with no replica here
+		}
 		if err := p.log.setConfig(next.logConfig(&b.opts)); err != nil && !errors.Is(err, ErrClosed) {
 			errs = append(errs, err)
 		}

@@ -91,6 +91,7 @@ type Local struct {
 	brokers      map[int32]*registration
 	incarnation  int64                       // the last incarnation handed out
 	topics       map[string][]PartitionState // indexed by partition id
+	configs      map[string][]byte           // topic configurations, opaque
 	topicsMade   int                         // topics ever created: varies placement
 	watchers     map[*watcher]struct{}
 	uncleanEmpty map[TopicPartition]bool // ISRs emptied by an unclean restart, for checkLocked
@@ -121,6 +122,7 @@ func NewLocal(cfg LocalConfig) *Local {
 		done:         make(chan struct{}),
 		brokers:      make(map[int32]*registration),
 		topics:       make(map[string][]PartitionState),
+		configs:      make(map[string][]byte),
 		watchers:     make(map[*watcher]struct{}),
 		uncleanEmpty: make(map[TopicPartition]bool),
 	}
@@ -383,7 +385,8 @@ func (c *Local) CreateTopicSpec(ctx context.Context, name string, spec TopicSpec
 		parts[p] = PartitionState{Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0], MinISR: int32(minISR)}
 	}
 	c.topics[name] = parts
-	c.emitLocked(Event{Kind: TopicCreated, Topic: name, Partitions: parts})
+	c.configs[name] = slices.Clone(spec.Config)
+	c.emitLocked(Event{Kind: TopicCreated, Topic: name, Partitions: parts, Config: spec.Config})
 	c.checkLocked()
 	return cloneStates(parts), nil
 }
@@ -442,11 +445,41 @@ func (c *Local) DeleteTopic(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	delete(c.topics, name)
+	delete(c.configs, name)
 	for p := range parts {
 		delete(c.uncleanEmpty, TopicPartition{name, int32(p)})
 	}
 	c.emitLocked(Event{Kind: TopicDeleted, Topic: name})
 	return nil
+}
+
+// SetTopicConfig replaces topic name's configuration (opaque to the
+// controller) and tells every broker (TopicConfigChanged).
+func (c *Local) SetTopicConfig(ctx context.Context, name string, config []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrControllerClosed
+	}
+	if _, ok := c.topics[name]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	c.configs[name] = slices.Clone(config)
+	c.emitLocked(Event{Kind: TopicConfigChanged, Topic: name, Config: config})
+	return nil
+}
+
+// TopicConfig returns topic name's configuration as last set.
+func (c *Local) TopicConfig(name string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.topics[name]; !ok {
+		return nil, false
+	}
+	return slices.Clone(c.configs[name]), true
 }
 
 // Topic returns a copy of every partition's state of topic name, indexed
@@ -560,7 +593,7 @@ func (c *Local) Watch(brokerID int32) (events <-chan Event, cancel func()) {
 	}
 	var snapshot []Event
 	for _, name := range slices.Sorted(maps.Keys(c.topics)) {
-		snapshot = append(snapshot, Event{Kind: TopicCreated, Topic: name, Partitions: c.topics[name]}.clone())
+		snapshot = append(snapshot, Event{Kind: TopicCreated, Topic: name, Partitions: c.topics[name], Config: c.configs[name]}.clone())
 	}
 	w := newWatcher(snapshot)
 	c.watchers[w] = struct{}{}

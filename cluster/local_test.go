@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -609,4 +610,42 @@ func TestCanceledContext(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	_, err = h.c.RegisterBroker(ctx, BrokerInfo{ID: 1}, true)
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// TestTopicConfig: a topic's opaque configuration travels with its
+// creation, the watch snapshot and SetTopicConfig, and goes with the
+// topic.
+func TestTopicConfig(t *testing.T) {
+	c := NewLocal(LocalConfig{})
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.RegisterBroker(ctx, BrokerInfo{ID: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopicSpec(ctx, "t", TopicSpec{Partitions: 1, ReplicationFactor: 1, Config: []byte("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	events, cancel := c.Watch(1)
+	defer cancel()
+	if ev := <-events; ev.Kind != TopicCreated || string(ev.Config) != "v1" {
+		t.Fatalf("snapshot %v with config %q, want TopicCreated with v1", ev.Kind, ev.Config)
+	}
+	if err := c.SetTopicConfig(ctx, "t", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.Kind != TopicConfigChanged || string(ev.Config) != "v2" {
+		t.Fatalf("event %v with config %q, want TopicConfigChanged with v2", ev.Kind, ev.Config)
+	}
+	if cfg, ok := c.TopicConfig("t"); !ok || string(cfg) != "v2" {
+		t.Fatalf("TopicConfig: %q %v", cfg, ok)
+	}
+	if err := c.SetTopicConfig(ctx, "nope", nil); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+	if err := c.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.TopicConfig("t"); ok {
+		t.Fatal("the deleted topic's config remains")
+	}
 }

@@ -57,6 +57,10 @@ type TopicSpec struct {
 	// applies the same value: no high-watermark advance (and no acks=all
 	// produce) while the ISR is smaller.
 	MinInsyncReplicas int
+	// Config is the topic's configuration, opaque to the controller (the
+	// brokers' own encoding): kept with the topic and handed to every
+	// broker with it (Event.Config), changed by SetTopicConfig.
+	Config []byte
 }
 
 // Clone returns a deep copy of s.

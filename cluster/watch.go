@@ -26,14 +26,18 @@ const (
 	// BrokersChanged: a broker registered, shut down or was fenced;
 	// Brokers holds the live brokers after the change.
 	BrokersChanged
+	// TopicConfigChanged: the topic's configuration changed; Config holds
+	// the new one.
+	TopicConfigChanged
 )
 
 var eventKindNames = [...]string{
-	TopicCreated:     "TopicCreated",
-	PartitionsAdded:  "PartitionsAdded",
-	PartitionChanged: "PartitionChanged",
-	TopicDeleted:     "TopicDeleted",
-	BrokersChanged:   "BrokersChanged",
+	TopicCreated:       "TopicCreated",
+	PartitionsAdded:    "PartitionsAdded",
+	PartitionChanged:   "PartitionChanged",
+	TopicDeleted:       "TopicDeleted",
+	BrokersChanged:     "BrokersChanged",
+	TopicConfigChanged: "TopicConfigChanged",
 }
 
 // String returns the kind's name.
@@ -58,6 +62,9 @@ type Event struct {
 	// Brokers is the live brokers after the change, sorted by id
 	// (BrokersChanged).
 	Brokers []BrokerInfo
+	// Config is the topic's configuration as TopicSpec.Config or
+	// SetTopicConfig gave it (TopicCreated, TopicConfigChanged).
+	Config []byte
 }
 
 // clone returns a deep copy of e.
@@ -71,6 +78,7 @@ func (e Event) clone() Event {
 		e.Partitions = ps
 	}
 	e.Brokers = slices.Clone(e.Brokers)
+	e.Config = slices.Clone(e.Config)
 	return e
 }
 

@@ -166,3 +166,36 @@ func TestClusterFollowerBehindLogStart(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestClusterTopicConfig: a topic's configuration, given when created
+// through one broker and changed live through another, is the same on
+// every broker, including one restarted afterwards.
+func TestClusterTopicConfig(t *testing.T) {
+	c := NewCluster(t, 3)
+	c.CreateTopicConfig("t", commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 3, CleanupPolicy: commitlog.CleanupCompact})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Broker(2).AlterTopicConfig(ctx, "t", func(cfg *commitlog.TopicConfig) error {
+		cfg.RetentionTime = time.Hour
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(3)
+	c.Start(3)
+	for id := int32(1); id <= 3; id++ {
+		for {
+			if tp, err := c.Broker(id).Topic("t"); err == nil {
+				cfg := tp.Config()
+				if cfg.CleanupPolicy == commitlog.CleanupCompact && cfg.RetentionTime == time.Hour {
+					break
+				}
+			}
+			if ctx.Err() != nil {
+				tp, _ := c.Broker(id).Topic("t")
+				t.Fatalf("broker %d: topic %+v", id, tp)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
