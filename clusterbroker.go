@@ -40,10 +40,9 @@ import (
 // (replication.Node runs the fetchers). Consumers read below the high
 // watermark; acks=all writes wait for it.
 //
-// Topics are created, grown and deleted through the controller; the
-// configuration given to CreateTopic applies on the broker that created the
-// topic and is recorded in its topics.json; other brokers use their
-// defaults (the controller does not carry topic configurations yet).
+// Topics are created, grown and deleted through the controller, which also
+// keeps each topic's configuration and hands it to every broker with the
+// topic and whenever it changes (AlterTopicConfig on any broker).
 // Consumer groups and their committed offsets stay local to each broker:
 // __consumer_offsets is not replicated yet.
 

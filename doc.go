@@ -140,10 +140,10 @@
 // replaced from the ISR only; a broker restarted after a crash cannot lead
 // or be in sync again until it caught up. Unclean leader election is off
 // unless the controller's configuration turns it on, and then loses
-// records. Not replicated yet: __consumer_offsets (groups are coordinated
-// by one broker of the cluster and their offsets are kept there) and topic
-// configurations (each broker uses its defaults for topics it did not
-// create). commitlogtest.NewCluster runs several brokers in one process.
+// records. The controller keeps topic configurations too, the same on
+// every broker. Not replicated yet: __consumer_offsets (groups are
+// coordinated by one broker of the cluster and their offsets are kept
+// there). commitlogtest.NewCluster runs several brokers in one process.
 //
 // # Testing
 //
