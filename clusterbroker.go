@@ -163,6 +163,9 @@ func (b *Broker) joinCluster() error {
 		return err
 	}
 	cfg := *b.opts.Cluster
+	if err := b.dropDeletedTopics(cfg.Controller); err != nil {
+		return err
+	}
 	m := &clusterMember{b: b, cfg: cfg, stop: make(chan struct{}), created: map[string]*pendingTopic{}}
 	m.node = replication.NewNode(replication.NodeConfig{
 		BrokerID:     cfg.BrokerID,
@@ -415,6 +418,30 @@ func (m *clusterMember) createTopic(ctx context.Context, name string, cfg TopicC
 		return nil, ErrClosed
 	}
 	return m.b.Topic(name)
+}
+
+// dropDeletedTopics removes the files of the topics this broker held that
+// the controller no longer has: they were deleted while it was down (the
+// controller's events open the others).
+func (b *Broker) dropDeletedTopics(ctrl Controller) error {
+	entries, err := b.fs.ReadDir(b.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		topic, _, isPart := layout.ParsePartitionDir(e.Name())
+		if !e.IsDir() || !isPart || IsInternalTopic(topic) {
+			continue
+		}
+		if _, ok := ctrl.Topic(topic); ok {
+			continue
+		}
+		if err := b.removeDir(filepath.Join(b.dir, e.Name())); err != nil {
+			return err
+		}
+		delete(b.recorded, topic) // topics.json drops it at its next write
+	}
+	return nil
 }
 
 // decodeTopicConfig reads a topic configuration as the controller keeps

@@ -3,6 +3,8 @@ package commitlogtest
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,5 +199,32 @@ func TestClusterTopicConfig(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+	}
+}
+
+// TestClusterTopicDeletedWhileDown: a topic deleted while a broker was
+// stopped is gone from that broker, files included, when it starts again.
+func TestClusterTopicDeletedWhileDown(t *testing.T) {
+	c := NewCluster(t, 3)
+	c.CreateTopic("t", 1, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := c.nodes[3].dir
+	c.Stop(3)
+	if err := c.Broker(1).DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(3)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "t-") {
+			t.Fatalf("the deleted topic's %s is still in the broker's directory", e.Name())
+		}
+	}
+	if _, err := c.Broker(3).Topic("t"); !errors.Is(err, commitlog.ErrUnknownTopic) {
+		t.Fatalf("Topic: %v, want ErrUnknownTopic", err)
 	}
 }
