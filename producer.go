@@ -258,7 +258,7 @@ func (pb *pendingBatch) buildLocked() {
 		return
 	}
 	pb.built = true
-	buf, err := pb.b.Build(pb.buf[:0])
+	buf, err := pb.b.Finish() // in the builder's memory: pb.b is not reset before the batch is written
 	if err != nil {
 		if errors.Is(err, batch.ErrTooLarge) {
 			err = fmt.Errorf("%w: %w", ErrRecordTooLarge, err)

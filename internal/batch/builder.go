@@ -30,7 +30,10 @@ type Builder struct {
 	n             int32
 	baseTimestamp int64
 	maxTimestamp  int64
-	records       []byte // encoded records, uncompressed
+	// records holds room for the batch header, then the encoded records,
+	// uncompressed: Finish writes the header in place.
+	records []byte
+	out     []byte // Finish's compressed batch, kept for the next one
 }
 
 // Reset discards the records and starts a new batch compressed with codec.
@@ -43,7 +46,7 @@ func (b *Builder) Reset(codec Codec) {
 	b.initialized = true
 	b.n = 0
 	b.baseTimestamp, b.maxTimestamp = 0, 0
-	b.records = b.records[:0]
+	b.records = append(b.records[:0], make([]byte, HeaderSize)...)
 }
 
 func (b *Builder) init() {
@@ -112,7 +115,7 @@ func (b *Builder) Len() int { return int(b.n) }
 
 // Size is the size of the batch if it were built now without compression:
 // the header plus the encoded records.
-func (b *Builder) Size() int { return HeaderSize + len(b.records) }
+func (b *Builder) Size() int { return max(len(b.records), HeaderSize) }
 
 // Build appends the finished batch to dst and returns the extended slice:
 // baseOffset 0, partitionLeaderEpoch -1, records compressed with the codec
@@ -129,24 +132,51 @@ func (b *Builder) Build(dst []byte) ([]byte, error) {
 		return dst, fmt.Errorf("%w: %d", ErrUnknownCodec, int8(b.codec))
 	}
 	start := len(dst)
+	payload := b.records[HeaderSize:]
 	if b.codec == CodecNone {
-		if len(b.records) > maxBatchSize-HeaderSize {
+		if len(b.records) > maxBatchSize {
 			return dst, fmt.Errorf("%w: batch of %d bytes exceeds 2^31-1", ErrTooLarge, b.Size())
 		}
 		dst = slices.Grow(dst, b.Size())
 		dst = append(dst, make([]byte, HeaderSize)...)
-		dst = append(dst, b.records...)
+		dst = append(dst, payload...)
 	} else {
 		dst = append(dst, make([]byte, HeaderSize)...)
 		var err error
-		if dst, err = compress(dst, b.codec, b.records); err != nil {
+		if dst, err = compress(dst, b.codec, payload); err != nil {
 			return dst[:start], err
 		}
 		if len(dst)-start > maxBatchSize {
 			return dst[:start], fmt.Errorf("%w: compressed batch of %d bytes exceeds 2^31-1", ErrTooLarge, len(dst)-start)
 		}
 	}
-	out := dst[start:]
+	b.putHeader(dst[start:])
+	return dst, nil
+}
+
+// Finish is Build into memory the Builder owns: an uncompressed batch is
+// finished in place, its header written in the room kept in front of the
+// records, with no copy; a compressed one goes to a buffer the Builder
+// keeps. The batch is valid until the next Reset or Add.
+func (b *Builder) Finish() ([]byte, error) {
+	b.init()
+	if b.codec != CodecNone || b.n == 0 {
+		out, err := b.Build(b.out[:0])
+		if err == nil {
+			b.out = out
+		}
+		return out, err
+	}
+	if len(b.records) > maxBatchSize {
+		return nil, fmt.Errorf("%w: batch of %d bytes exceeds 2^31-1", ErrTooLarge, b.Size())
+	}
+	b.putHeader(b.records)
+	return b.records, nil
+}
+
+// putHeader fills in the header of the batch in out: baseOffset 0,
+// partitionLeaderEpoch -1, the Builder's fields, the CRC last.
+func (b *Builder) putHeader(out []byte) {
 	be := binary.BigEndian
 	be.PutUint64(out[OffsetBaseOffset:], 0)
 	be.PutUint32(out[OffsetLength:], uint32(len(out)-lengthOverhead))
@@ -161,7 +191,6 @@ func (b *Builder) Build(dst []byte) ([]byte, error) {
 	be.PutUint32(out[OffsetBaseSequence:], uint32(b.baseSequence))
 	be.PutUint32(out[OffsetRecordCount:], uint32(b.n))
 	be.PutUint32(out[OffsetCRC:], crc(out[OffsetAttributes:]))
-	return dst, nil
 }
 
 // varintLen is the size of v as a zig-zag varint.
