@@ -149,6 +149,9 @@ type clusterMember struct {
 	// killed skips the clean unregistration on close (tests that crash a
 	// broker).
 	killed bool
+	// checkpointed holds the high watermarks read from the checkpoint at
+	// open, for the replicas as they open (hwcheckpoint.go).
+	checkpointed map[cluster.TopicPartition]int64
 }
 
 type pendingTopic struct {
@@ -166,7 +169,11 @@ func (b *Broker) joinCluster() error {
 	if err := b.dropDeletedTopics(cfg.Controller); err != nil {
 		return err
 	}
-	m := &clusterMember{b: b, cfg: cfg, stop: make(chan struct{}), created: map[string]*pendingTopic{}}
+	hws, err := readHWCheckpoint(b.fs, b.dir)
+	if err != nil {
+		return err
+	}
+	m := &clusterMember{b: b, cfg: cfg, stop: make(chan struct{}), created: map[string]*pendingTopic{}, checkpointed: hws}
 	m.node = replication.NewNode(replication.NodeConfig{
 		BrokerID:     cfg.BrokerID,
 		Transport:    cfg.Transport,
@@ -186,9 +193,10 @@ func (b *Broker) joinCluster() error {
 	events, cancel := cfg.Controller.Watch(cfg.BrokerID)
 	m.cancelWatch = cancel
 	b.cluster = m
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.heartbeat()
 	go m.follow(events)
+	go m.checkpointHWs()
 	return nil
 }
 
@@ -364,6 +372,9 @@ func (m *clusterMember) addReplica(p *Partition) error {
 		MinInsyncReplicas: p.topic.config().MinInsyncReplicas,
 	})
 	r.OnHighWatermark(func(int64) { p.log.dataCh.broadcast() })
+	if hw, ok := m.checkpointed[tp]; ok {
+		r.InitHighWatermark(hw)
+	}
 	p.repl = r
 	m.node.Add(r)
 	return nil
@@ -498,7 +509,29 @@ func (m *clusterMember) leave() error {
 	close(m.stop)
 	m.cancelWatch()
 	m.wg.Wait()
-	return errors.Join(err, m.node.Close())
+	err = errors.Join(err, m.node.Close())
+	if !m.killed {
+		err = errors.Join(err, m.b.writeHWCheckpoint())
+	}
+	return err
+}
+
+// checkpointHWs writes the high-watermark checkpoint every
+// hwCheckpointInterval until the broker closes.
+func (m *clusterMember) checkpointHWs() {
+	defer m.wg.Done()
+	t := time.NewTicker(hwCheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			if err := m.b.writeHWCheckpoint(); err != nil {
+				m.cfg.Logger.Warn("commitlog: high-watermark checkpoint", "broker", m.cfg.BrokerID, "err", err)
+			}
+		}
+	}
 }
 
 // replicaLog is a Log as replication drives it.

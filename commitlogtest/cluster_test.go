@@ -228,3 +228,52 @@ func TestClusterTopicDeletedWhileDown(t *testing.T) {
 		t.Fatalf("Topic: %v, want ErrUnknownTopic", err)
 	}
 }
+
+// TestClusterHighWatermarkCheckpoint: a broker restarted while cut off
+// from its leader starts its replicas from the high watermark it
+// checkpointed when it closed, not from the start of the log, so its
+// consumers see the committed records at once.
+func TestClusterHighWatermarkCheckpoint(t *testing.T) {
+	c := NewCluster(t, 3)
+	c.CreateTopic("t", 1, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leader, err := c.WaitLeader(ctx, "t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := partitionOf(t, c.Broker(leader), "t", 0)
+	for range 5 {
+		if _, err := lp.Append(commitlog.Record{Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	follower := leader%3 + 1
+	fp := partitionOf(t, c.Broker(follower), "t", 0)
+	for fp.HighWatermark() < 5 { // the follower learns the HW with its fetches
+		if ctx.Err() != nil {
+			t.Fatalf("follower high watermark %d", fp.HighWatermark())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Stop(follower)
+	var others []int32
+	for id := int32(1); id <= 3; id++ {
+		if id != follower {
+			others = append(others, id)
+		}
+	}
+	c.Network().Partition([]int32{follower}, others)
+	c.Start(follower)
+	for {
+		if tp, err := c.Broker(follower).Topic("t"); err == nil {
+			if p, err := tp.Partition(0); err == nil && p.HighWatermark() == 5 {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the restarted follower did not start from its checkpointed high watermark")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
