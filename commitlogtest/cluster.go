@@ -151,18 +151,35 @@ func (c *Cluster) Addrs() []string {
 }
 
 // CreateTopic creates a topic through the first running broker with the
-// given partitions and replicas; it returns once that broker opened it.
+// given partitions and replicas; it returns once every running broker
+// opened it.
 func (c *Cluster) CreateTopic(name string, partitions int32, replicationFactor int16) {
 	c.tb.Helper()
 	c.CreateTopicConfig(name, commitlog.TopicConfig{Partitions: partitions, ReplicationFactor: replicationFactor})
 }
 
 // CreateTopicConfig creates a topic with a configuration through the
-// first running broker.
+// first running broker, and returns once every running broker opened it.
 func (c *Cluster) CreateTopicConfig(name string, cfg commitlog.TopicConfig) {
 	c.tb.Helper()
 	if _, err := c.anyBroker().CreateTopic(context.Background(), name, cfg); err != nil {
 		c.tb.Fatalf("commitlogtest: create topic %s: %v", name, err)
+	}
+	deadline := time.Now().Add(collectTimeout)
+	for id := int32(1); id <= int32(len(c.nodes)); id++ {
+		for { // the controller's events reach each broker in its own time
+			b := c.Broker(id)
+			if b == nil {
+				break
+			}
+			if _, err := b.Topic(name); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.tb.Fatalf("commitlogtest: broker %d did not open topic %s", id, name)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
 
