@@ -89,6 +89,7 @@ type Controller interface {
 	CreatePartitions(ctx context.Context, name string, total int32) ([]cluster.PartitionState, error)
 	DeleteTopic(ctx context.Context, name string) error
 	SetTopicConfig(ctx context.Context, name string, config []byte) error
+	SetMinISR(ctx context.Context, name string, n int) error
 	Topic(name string) ([]cluster.PartitionState, bool)
 	Partition(tp cluster.TopicPartition) (cluster.PartitionState, bool)
 	Watch(brokerID int32) (events <-chan cluster.Event, cancel func())
@@ -471,13 +472,20 @@ func decodeTopicConfig(b []byte) (TopicConfig, error) {
 // alterTopicConfig changes a replicated topic's configuration through the
 // controller, which hands it to every broker (this one too), and applies it
 // here at once.
-func (m *clusterMember) alterTopicConfig(ctx context.Context, name string, next TopicConfig) error {
+func (m *clusterMember) alterTopicConfig(ctx context.Context, name string, cur, next TopicConfig) error {
 	data, err := json.Marshal(next)
 	if err != nil {
 		return err
 	}
 	if err := m.cfg.Controller.SetTopicConfig(ctx, name, data); err != nil {
 		return clusterError(err)
+	}
+	if next.MinInsyncReplicas != cur.MinInsyncReplicas {
+		// The replicas follow the controller's min.insync.replicas (its
+		// elections rely on it), which travels in the partitions' state.
+		if err := m.cfg.Controller.SetMinISR(ctx, name, next.MinInsyncReplicas); err != nil {
+			return clusterError(err)
+		}
 	}
 	return nil
 }

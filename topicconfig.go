@@ -72,7 +72,7 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, fn func(*Top
 	if b.cluster != nil && !IsInternalTopic(name) {
 		// Every broker of the cluster gets it from the controller (this
 		// one too, again, as a no-op); it applies here at once.
-		if err := b.cluster.alterTopicConfig(ctx, name, next); err != nil {
+		if err := b.cluster.alterTopicConfig(ctx, name, cur, next); err != nil {
 			return TopicConfig{}, fmt.Errorf("commitlog: alter config of topic %s: %w", name, err)
 		}
 	}

@@ -472,6 +472,43 @@ func (c *Local) SetTopicConfig(ctx context.Context, name string, config []byte) 
 	return nil
 }
 
+// SetMinISR changes topic name's min.insync.replicas (n in [1, replication
+// factor]) on every partition: a partition whose ISR now reaches the
+// minimum loses its eligible leader replicas (they were needed only below
+// it); raising the minimum over a smaller ISR makes no replica newly
+// eligible. Each partition's PartitionEpoch moves and watchers see it.
+func (c *Local) SetMinISR(ctx context.Context, name string, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrControllerClosed
+	}
+	parts, ok := c.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if n < 1 || n > len(parts[0].Replicas) {
+		return fmt.Errorf("%w: %d for topic %q with replication factor %d", ErrInvalidMinISR, n, name, len(parts[0].Replicas))
+	}
+	for p := range parts {
+		st := &parts[p]
+		if st.minISR() == n {
+			continue
+		}
+		st.MinISR = int32(n)
+		if len(st.ISR) >= n {
+			st.ELR = nil
+		}
+		st.PartitionEpoch++
+		c.emitLocked(Event{Kind: PartitionChanged, Topic: name, Partition: int32(p), State: *st})
+	}
+	c.checkLocked()
+	return nil
+}
+
 // TopicConfig returns topic name's configuration as last set.
 func (c *Local) TopicConfig(name string) ([]byte, bool) {
 	c.mu.Lock()

@@ -649,3 +649,40 @@ func TestTopicConfig(t *testing.T) {
 		t.Fatal("the deleted topic's config remains")
 	}
 }
+
+// TestSetMinISR changes a topic's min.insync.replicas on every partition,
+// bumping the partition epochs, and refuses values outside [1, replicas].
+func TestSetMinISR(t *testing.T) {
+	c := NewLocal(LocalConfig{})
+	defer c.Close()
+	ctx := context.Background()
+	for id := int32(1); id <= 3; id++ {
+		if _, err := c.RegisterBroker(ctx, BrokerInfo{ID: id}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := c.CreateTopicSpec(ctx, "t", TopicSpec{Partitions: 2, ReplicationFactor: 3, MinInsyncReplicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetMinISR(ctx, "t", 2); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := c.Topic("t")
+	for p := range after {
+		if after[p].MinISR != 2 || after[p].PartitionEpoch != before[p].PartitionEpoch+1 || after[p].LeaderEpoch != before[p].LeaderEpoch {
+			t.Fatalf("partition %d: %+v after %+v", p, after[p], before[p])
+		}
+		if err := after[p].Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []int{0, 4} {
+		if err := c.SetMinISR(ctx, "t", n); !errors.Is(err, ErrInvalidMinISR) {
+			t.Fatalf("SetMinISR(%d): %v", n, err)
+		}
+	}
+	if err := c.SetMinISR(ctx, "nope", 1); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+}

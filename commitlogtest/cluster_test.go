@@ -277,3 +277,42 @@ func TestClusterHighWatermarkCheckpoint(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestClusterAlterMinISR raises a topic's min.insync.replicas live: with
+// one follower stopped, acks=all writes then fail with
+// ErrNotEnoughReplicas on the leader, whichever broker took the change.
+func TestClusterAlterMinISR(t *testing.T) {
+	c := NewCluster(t, 3)
+	c.CreateTopicConfig("t", commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 3, MinInsyncReplicas: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leader, err := c.WaitLeader(ctx, "t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(leader%3 + 1)
+	lp := partitionOf(t, c.Broker(leader), "t", 0)
+	if _, err := lp.Append(commitlog.Record{Value: []byte("min 1")}); err != nil {
+		t.Fatal(err)
+	}
+	other := (leader+1)%3 + 1 // the running follower
+	if _, err := c.Broker(other).AlterTopicConfig(ctx, "t", func(cfg *commitlog.TopicConfig) error {
+		cfg.MinInsyncReplicas = 3
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := lp.Append(commitlog.Record{Value: []byte("min 3")})
+		if errors.Is(err, commitlog.ErrNotEnoughReplicas) {
+			return
+		}
+		if err != nil && !errors.Is(err, commitlog.ErrNotLeader) {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("acks=all append with 2 of 3 replicas in sync after raising min.insync.replicas to 3: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
