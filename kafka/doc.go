@@ -99,10 +99,25 @@
 // CreateTopics, DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
 // speak Kafka's topic config names (cleanup.policy, retention.ms,
 // max.message.bytes, ...), mapped onto commitlog.TopicConfig. Changes apply
-// live (commitlog.Broker.AlterTopicConfig) and survive restarts, except
-// message.timestamp.type, which cannot change on an open topic yet
-// (INVALID_CONFIG). Broker settings are static: altering one answers
-// INVALID_REQUEST, as Kafka does for its static settings.
+// live (commitlog.Broker.AlterTopicConfig) and survive restarts; on a
+// broker of a cluster they reach every broker. Broker settings are static:
+// altering one answers INVALID_REQUEST, as Kafka does for its static
+// settings.
 //
-// Not yet served: transactions, OffsetForLeaderEpoch and SASL.
+// # Clusters
+//
+// A broker of a cluster (commitlog.Options.Cluster) answers Metadata from
+// its controller: every live broker, and each partition's leader,
+// replicas, in-sync replicas and leader epoch. It refuses requests for
+// partitions it does not lead with NOT_LEADER_OR_FOLLOWER, checks the
+// clients' leader epochs (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH), and
+// serves its followers on the same listener: Fetch with a replica id reads
+// up to the log end and moves the high watermark; OffsetForLeaderEpoch,
+// served in a cluster only, tells where an epoch ended. Transport is the
+// other side: replication between brokers over these two requests.
+// Produce with acks=all waits for the high watermark. Groups are all
+// coordinated by the live broker with the lowest id (FindCoordinator):
+// their offsets are not replicated yet.
+//
+// Not yet served: transactions and SASL.
 package kafka
