@@ -97,6 +97,10 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine started
 	kickTk chan struct{}  // wakes the ticker early (pending ISR expansion); capacity 1
+	// serving counts the peers' requests being answered (on the callers'
+	// goroutines): Close waits for them, so that none reads a log its
+	// owner closes after Close (a closed log's offsets are not its own).
+	serving sync.WaitGroup
 
 	mu       sync.Mutex // guards the fields below
 	closed   bool
@@ -222,6 +226,19 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.cancel()
 	n.wg.Wait()
+	n.serving.Wait()
+	return nil
+}
+
+// enter admits a peer's request unless the Node is closed; the caller
+// calls n.serving.Done when it is answered.
+func (n *Node) enter() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	n.serving.Add(1)
 	return nil
 }
 
@@ -277,9 +294,10 @@ func (n *Node) tick() {
 // HandleOffsetForLeaderEpoch answers a follower's OffsetForLeaderEpoch for
 // the partitions this broker leads.
 func (n *Node) HandleOffsetForLeaderEpoch(ctx context.Context, req *EpochRequest) (*EpochResponse, error) {
-	if err := n.checkOpen(); err != nil {
+	if err := n.enter(); err != nil {
 		return nil, err
 	}
+	defer n.serving.Done()
 	resp := &EpochResponse{Partitions: make([]EpochAnswer, len(req.Partitions))}
 	for i, q := range req.Partitions {
 		a := EpochAnswer{Partition: q.Partition, LeaderEpoch: -1, EndOffset: -1}
@@ -293,15 +311,6 @@ func (n *Node) HandleOffsetForLeaderEpoch(ctx context.Context, req *EpochRequest
 	return resp, nil
 }
 
-func (n *Node) checkOpen() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return ErrClosed
-	}
-	return nil
-}
-
 // HandleFetch serves a follower fetch for the partitions this broker leads:
 // each partition records the follower's position (Replica.FollowerFetch)
 // and gets whole batches from its fetch offset, within the partition's and
@@ -310,6 +319,10 @@ func (n *Node) checkOpen() error {
 // appended, moved its HW or changed state) until one does, its HW moved,
 // req.MaxWait passed, or ctx is done (then it returns ctx's error).
 func (n *Node) HandleFetch(ctx context.Context, req *FetchRequest) (*FetchResponse, error) {
+	if err := n.enter(); err != nil {
+		return nil, err
+	}
+	defer n.serving.Done()
 	var timer *time.Timer
 	var firstHW []int64
 	for {

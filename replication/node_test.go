@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -408,4 +409,51 @@ func TestHandleFetchLongPoll(t *testing.T) {
 			t.Fatalf("answer %+v", a)
 		}
 	})
+}
+
+// gatedLog is a memLog whose StartOffset blocks while gate is open, as a
+// slow read of a leader's log would.
+type gatedLog struct {
+	*memLog
+	entered chan struct{} // closed when a read is blocked
+	gate    chan struct{} // closing it lets reads through
+	armed   atomic.Bool
+}
+
+func (l *gatedLog) StartOffset() int64 {
+	if l.armed.CompareAndSwap(true, false) {
+		close(l.entered)
+		<-l.gate
+	}
+	return l.memLog.StartOffset()
+}
+
+// Close waits for the peers' requests being answered: the broker closes
+// its logs after Close, and a fetch still running would read a closed
+// log's offsets (the root's closed Log reports its end as its start, which
+// made a follower reset its whole log).
+func TestNodeCloseWaitsForRequests(t *testing.T) {
+	n := NewNode(NodeConfig{BrokerID: 1})
+	l := &gatedLog{memLog: newMemLog(), entered: make(chan struct{}), gate: make(chan struct{})}
+	epochs, err := OpenEpochCache(filepath.Join(t.TempDir(), EpochCheckpointFile))
+	mustNil(t, err)
+	n.Add(NewReplica(tp0, 1, l, epochs, Config{}))
+	mustNil(t, n.Apply(tp0, state(1, 1, 1, ids(1, 2), ids(1, 2))))
+	l.armed.Store(true)
+	go func() {
+		_, _ = n.HandleFetch(context.Background(), &FetchRequest{ReplicaID: 2, Partitions: []FetchPartition{{Partition: tp0, CurrentLeaderEpoch: 1}}})
+	}()
+	<-l.entered // the fetch is reading the log
+	closed := make(chan struct{})
+	go func() {
+		_ = n.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a fetch was still reading the log")
+	case <-time.After(50 * time.Millisecond): // Close must still be waiting; no sleep ends a wait here
+	}
+	close(l.gate)
+	<-closed
 }
