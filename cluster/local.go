@@ -212,14 +212,10 @@ func (c *Local) Heartbeat(ctx context.Context, id int32, incarnation int64) erro
 // broker moves to the ELR), else is left without a leader until it comes
 // back (or, with UncleanLeaderElection, another live replica is elected).
 func (c *Local) UnregisterBroker(ctx context.Context, id int32, incarnation int64) error {
-	if err := ctx.Err(); err != nil {
+	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return ErrControllerClosed
-	}
 	r, err := c.liveLocked(id, incarnation)
 	if err != nil {
 		return err
@@ -400,14 +396,10 @@ func (c *Local) CreateTopicSpec(ctx context.Context, name string, spec TopicSpec
 // the current count, ErrInvalidReplication when fewer brokers are live
 // than the replication factor.
 func (c *Local) CreatePartitions(ctx context.Context, name string, total int32) ([]PartitionState, error) {
-	if err := ctx.Err(); err != nil {
+	if err := c.lock(ctx); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrControllerClosed
-	}
 	parts, ok := c.topics[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -432,14 +424,10 @@ func (c *Local) CreatePartitions(ctx context.Context, name string, total int32) 
 
 // DeleteTopic removes topic name. Errors: ErrUnknownTopic.
 func (c *Local) DeleteTopic(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
+	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return ErrControllerClosed
-	}
 	parts, ok := c.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -453,17 +441,27 @@ func (c *Local) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
-// SetTopicConfig replaces topic name's configuration (opaque to the
-// controller) and tells every broker (TopicConfigChanged).
-func (c *Local) SetTopicConfig(ctx context.Context, name string, config []byte) error {
+// lock takes c.mu for a change, unless ctx is done or the controller is
+// closed; when it returns nil the caller holds c.mu and unlocks it.
+func (c *Local) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return ErrControllerClosed
 	}
+	return nil
+}
+
+// SetTopicConfig replaces topic name's configuration (opaque to the
+// controller) and tells every broker (TopicConfigChanged).
+func (c *Local) SetTopicConfig(ctx context.Context, name string, config []byte) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
 	if _, ok := c.topics[name]; !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
@@ -478,14 +476,10 @@ func (c *Local) SetTopicConfig(ctx context.Context, name string, config []byte) 
 // it); raising the minimum over a smaller ISR makes no replica newly
 // eligible. Each partition's PartitionEpoch moves and watchers see it.
 func (c *Local) SetMinISR(ctx context.Context, name string, n int) error {
-	if err := ctx.Err(); err != nil {
+	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return ErrControllerClosed
-	}
 	parts, ok := c.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -561,14 +555,10 @@ func (c *Local) Partition(tp TopicPartition) (PartitionState, bool) {
 // PartitionEpoch is bumped and watchers are told. The state now in force
 // is returned.
 func (c *Local) AlterISR(ctx context.Context, tp TopicPartition, leader int32, leaderEpoch, partitionEpoch int32, isr []int32) (PartitionState, error) {
-	if err := ctx.Err(); err != nil {
+	if err := c.lock(ctx); err != nil {
 		return PartitionState{}, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return PartitionState{}, ErrControllerClosed
-	}
 	st := c.partitionLocked(tp)
 	if st == nil {
 		return PartitionState{}, fmt.Errorf("%w: %s-%d", ErrUnknownTopic, tp.Topic, tp.Partition)
