@@ -264,7 +264,7 @@ func (m *clusterMember) apply(ev cluster.Event) error {
 			*c = cfg
 			c.Partitions, c.ReplicationFactor = partitions, rf
 			return nil
-		}, false)
+		}, alterHere)
 		if errors.Is(err, ErrUnknownTopic) {
 			err = nil // deleted since, or not opened here yet (it opens with the controller's config)
 		}

@@ -29,25 +29,33 @@ import (
 //   - MaxMessageBytes: at the next append. In-process Producers created
 //     before the change keep the batch size limit they started with.
 //
+//   - TimestampType: at the next append.
+//
 // Partitions and ReplicationFactor cannot change here (see AddPartitions),
-// MinInsyncReplicas cannot exceed the replication factor, and TimestampType
-// cannot change while the topic is open yet (the partitions' append path
-// reads the type the topic was opened with); these fail with
-// ErrInvalidConfig. For the same reason, on a LogAppendTime topic
-// MaxMessageBytes cannot rise above the value its partitions were opened
-// with (Kafka has neither limit).
+// and MinInsyncReplicas cannot exceed the replication factor; these fail
+// with ErrInvalidConfig. On a broker of a cluster the change goes through
+// the controller to every broker.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, fn func(*TopicConfig) error) (TopicConfig, error) {
-	return b.alterTopicConfig(ctx, name, fn, false)
+	return b.alterTopicConfig(ctx, name, fn, alterEverywhere)
 }
+
+// alterMode says how far alterTopicConfig goes.
+type alterMode int
+
+const (
+	alterEverywhere alterMode = iota // here, and through the controller on every broker of a cluster
+	alterHere                        // here only: the controller's change reaching this broker
+	alterValidate                    // nowhere: validate only
+)
 
 // ValidateTopicConfigChange checks a change as AlterTopicConfig would and
 // returns the configuration it would set, without changing anything
 // (Kafka's validateOnly).
 func (b *Broker) ValidateTopicConfigChange(ctx context.Context, name string, fn func(*TopicConfig) error) (TopicConfig, error) {
-	return b.alterTopicConfig(ctx, name, fn, true)
+	return b.alterTopicConfig(ctx, name, fn, alterValidate)
 }
 
-func (b *Broker) alterTopicConfig(ctx context.Context, name string, fn func(*TopicConfig) error, validateOnly bool) (TopicConfig, error) {
+func (b *Broker) alterTopicConfig(ctx context.Context, name string, fn func(*TopicConfig) error, mode alterMode) (TopicConfig, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, err := b.topicForAdminLocked(ctx, name)
@@ -66,10 +74,10 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, fn func(*Top
 	if err := t.checkLiveChange(&cur, &next); err != nil {
 		return TopicConfig{}, err
 	}
-	if validateOnly || next == cur {
+	if mode == alterValidate || next == cur {
 		return next, nil
 	}
-	if b.cluster != nil && !IsInternalTopic(name) {
+	if mode == alterEverywhere && b.cluster != nil && !IsInternalTopic(name) {
 		// Every broker of the cluster gets it from the controller (this
 		// one too, again, as a no-op); it applies here at once.
 		if err := b.cluster.alterTopicConfig(ctx, name, cur, next); err != nil {

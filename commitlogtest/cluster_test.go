@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamkit/commitlog"
+	"github.com/streamkit/commitlog/cluster"
 )
 
 // TestClusterReplicates appends through the leader of a partition with
@@ -175,13 +176,48 @@ func TestClusterFollowerBehindLogStart(t *testing.T) {
 func TestClusterTopicConfig(t *testing.T) {
 	c := NewCluster(t, 3)
 	c.CreateTopicConfig("t", commitlog.TopicConfig{Partitions: 1, ReplicationFactor: 3, CleanupPolicy: commitlog.CleanupCompact})
+	c.CreateTopic("barrier", 1, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	events, stopWatch := c.Controller().Watch(-1)
+	defer stopWatch()
 	if _, err := c.Broker(2).AlterTopicConfig(ctx, "t", func(cfg *commitlog.TopicConfig) error {
 		cfg.RetentionTime = time.Hour
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	waitConfig := func(id int32) {
+		for {
+			if tp, err := c.Broker(id).Topic("t"); err == nil && tp.Config().RetentionTime == time.Hour {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("broker %d did not take the change", id)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for id := int32(1); id <= 3; id++ {
+		waitConfig(id)
+	}
+	// The change went to the controller once: the brokers that got it
+	// from the controller applied it without sending it back. A change to
+	// another topic marks where to stop counting.
+	if err := c.Controller().SetTopicConfig(ctx, "barrier", nil); err != nil {
+		t.Fatal(err)
+	}
+	changes := 0
+	for ev := range events {
+		if ev.Kind == cluster.TopicConfigChanged && ev.Topic == "barrier" {
+			break
+		}
+		if ev.Kind == cluster.TopicConfigChanged {
+			changes++
+		}
+	}
+	if changes != 1 {
+		t.Fatalf("%d configuration changes reached the controller for one AlterTopicConfig", changes)
 	}
 	c.Stop(3)
 	c.Start(3)
