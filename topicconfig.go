@@ -20,19 +20,14 @@ import (
 // An error from fn is returned as it is, and nothing changes.
 //
 // What changes, and when:
-//
 //   - RetentionTime, RetentionBytes: at the next retention run
 //     (Options.RetentionCheckInterval, or EnforceRetention).
-//
 //   - CleanupPolicy, MinCleanableDirtyRatio, DeleteRetention: at the next
 //     cleaner run (Options.CleanerBackoff, or CompactTopics).
-//
 //   - SegmentBytes, SegmentAge: at the next append, which rolls the active
 //     segment if it is now too large or too old.
-//
 //   - MaxMessageBytes: at the next append. In-process Producers created
 //     before the change keep the batch size limit they started with.
-//
 //   - TimestampType: at the next append.
 //
 // Partitions and ReplicationFactor cannot change here (see AddPartitions),
