@@ -164,7 +164,8 @@ type Log struct {
 	cleanedTo int64
 	producers producers // idempotent producers' state (producerstate.go)
 	// leaderEpoch is stamped on every appended batch (Kafka's
-	// partitionLeaderEpoch): 0 until replication elects leaders.
+	// partitionLeaderEpoch): 0 on a single broker, the leader's epoch on
+	// a broker of a cluster (SetLeaderEpoch).
 	leaderEpoch int32
 
 	segs    atomic.Pointer[segmentList] // readers' snapshot; nil once closed
