@@ -613,10 +613,7 @@ func (b *Broker) deleteTopic(ctx context.Context, name string) error {
 	// From here the topic is gone: a crash leaves directories that the
 	// next open removes.
 	var errs []error
-	for _, p := range t.Partitions() {
-		if p.log == nil {
-			continue // a partition of a cluster this broker holds no replica of
-		}
+	for _, p := range t.held() {
 		if p.repl != nil {
 			b.cluster.forget(p) // its fetches stop before its log closes
 		}
@@ -740,10 +737,7 @@ func (b *Broker) CompactTopics(force bool) (CompactStats, error) {
 		if !cfg.compacted() {
 			continue
 		}
-		for _, p := range t.Partitions() {
-			if p.log == nil {
-				continue
-			}
+		for _, p := range t.held() {
 			if !force && p.log.DirtyRatio() < cfg.MinCleanableDirtyRatio {
 				continue
 			}
@@ -774,10 +768,7 @@ func (b *Broker) EnforceRetention() (int, error) {
 		if !cfg.deletes() {
 			continue
 		}
-		for _, p := range t.Partitions() {
-			if p.log == nil {
-				continue
-			}
+		for _, p := range t.held() {
 			if cfg.RetentionTime > 0 {
 				n, err := p.log.RetainAge(cfg.RetentionTime, now)
 				deleted += n

@@ -1,10 +1,6 @@
 package commitlog
 
-import (
-	"time"
-
-	"github.com/streamkit/commitlog/cluster"
-)
+import "time"
 
 // A partition's replication, as the Kafka server serves it to the brokers
 // that follow this one (Fetch with a replica id, OffsetForLeaderEpoch). On
@@ -18,16 +14,6 @@ func (p *Partition) LeaderEpoch() int32 {
 		return 0
 	}
 	return p.repl.State().LeaderEpoch
-}
-
-// Replicas returns what the controller decided for the partition (its
-// replicas, ISR, leader and epochs), as this broker last heard it. On a
-// single broker: this broker (id self) leads alone at epoch 0.
-func (p *Partition) Replicas(self int32) cluster.PartitionState {
-	if p.repl == nil {
-		return cluster.PartitionState{Replicas: []int32{self}, ISR: []int32{self}, Leader: self}
-	}
-	return p.repl.State()
 }
 
 // FollowerFetch records that follower replica fetches from offset at the

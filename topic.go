@@ -236,6 +236,12 @@ func (t *Topic) Partition(i int32) (*Partition, error) {
 // Partitions returns every partition of the topic, in order.
 func (t *Topic) Partitions() []*Partition { return slices.Clone(*t.parts.Load()) }
 
+// held returns the partitions with a log on this broker: all of them on a
+// single broker; on a broker of a cluster, those it holds a replica of.
+func (t *Topic) held() []*Partition {
+	return slices.DeleteFunc(t.Partitions(), func(p *Partition) bool { return p.log == nil })
+}
+
 // TopicDescription describes a topic and each of its partitions.
 type TopicDescription struct {
 	Name       string

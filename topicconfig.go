@@ -88,10 +88,7 @@ func (b *Broker) alterTopicConfig(ctx context.Context, name string, fn func(*Top
 	}
 	t.live.Store(&next)
 	var errs []error
-	for _, p := range t.Partitions() {
-		if p.log == nil {
-			continue // a partition of a cluster with no replica here
-		}
+	for _, p := range t.held() {
 		if err := p.log.setConfig(next.logConfig(&b.opts)); err != nil && !errors.Is(err, ErrClosed) {
 			errs = append(errs, err)
 		}

@@ -89,16 +89,13 @@ func (t *Transport) Fetch(ctx context.Context, to int32, req *replication.FetchR
 	kreq.MinBytes = 1
 	kreq.MaxBytes = int32(min(req.MaxBytes, 1<<30))
 	kreq.SessionEpoch = -1
-	index := map[string]int{}
+	topics := byTopic{}
 	for _, p := range req.Partitions {
-		i, ok := index[p.Partition.Topic]
-		if !ok {
-			i = len(kreq.Topics)
-			index[p.Partition.Topic] = i
+		i := topics.slot(p.Partition.Topic, len(kreq.Topics), func() {
 			rt := kmsg.NewFetchRequestTopic()
 			rt.Topic = p.Partition.Topic
 			kreq.Topics = append(kreq.Topics, rt)
-		}
+		})
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.Partition.Partition
 		rp.CurrentLeaderEpoch = p.CurrentLeaderEpoch
@@ -133,16 +130,13 @@ func (t *Transport) OffsetForLeaderEpoch(ctx context.Context, to int32, req *rep
 	kreq := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	kreq.Version = epochQueryVersion
 	kreq.ReplicaID = req.ReplicaID
-	index := map[string]int{}
+	topics := byTopic{}
 	for _, q := range req.Partitions {
-		i, ok := index[q.Partition.Topic]
-		if !ok {
-			i = len(kreq.Topics)
-			index[q.Partition.Topic] = i
+		i := topics.slot(q.Partition.Topic, len(kreq.Topics), func() {
 			rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
 			rt.Topic = q.Partition.Topic
 			kreq.Topics = append(kreq.Topics, rt)
-		}
+		})
 		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
 		rp.Partition = q.Partition.Partition
 		rp.CurrentLeaderEpoch = q.CurrentLeaderEpoch
@@ -165,6 +159,22 @@ func (t *Transport) OffsetForLeaderEpoch(ctx context.Context, to int32, req *rep
 		}
 	}
 	return resp, nil
+}
+
+// byTopic groups a request's partitions under their topics, in the order
+// the topics first appear.
+type byTopic map[string]int
+
+// slot returns the index of topic's entry among the request's n topics,
+// calling add to append the entry the first time.
+func (g byTopic) slot(topic string, n int, add func()) int {
+	i, ok := g[topic]
+	if !ok {
+		i = n
+		g[topic] = i
+		add()
+	}
+	return i
 }
 
 // replicationError maps a partition's error code onto the errors the
